@@ -1,0 +1,3 @@
+"""Hotline Intake: one emergency number, many doors, one incident queue."""
+
+__version__ = "0.1.0"

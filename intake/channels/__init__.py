@@ -1,0 +1,1 @@
+"""One module per door; each follows the contract in intake/types.py."""

@@ -1,0 +1,1 @@
+"""What dispatch systems and the dispatch board use: the queue, the stream, exports."""

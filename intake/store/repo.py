@@ -1,0 +1,328 @@
+"""Repository: every query the application runs, on one open connection.
+
+Rows come back as plain dicts; `incident_view` turns an incident row into the
+core's `IncidentView` for matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from intake.core.geo import cell_lock_key
+from intake.core.model import (
+    ACTIVE_STATUSES,
+    Category,
+    IncidentStatus,
+    IncidentView,
+    Location,
+    LocationSource,
+)
+from intake.store.tables import (
+    api_tokens,
+    facilities,
+    facility_devices,
+    incident_events,
+    incidents,
+    outbox,
+    reports,
+)
+
+OUTBOX_LOCK = 0x0B0C  # advisory lock taken just before writing outbox rows (see write_outbox)
+ACTIVE = [s.value for s in ACTIVE_STATUSES]
+
+__all__ = ["Repo", "IntegrityError", "incident_view", "row_location"]
+
+
+def row_location(row: dict[str, Any], prefix: str = "") -> Location | None:
+    lat, lon = row.get(prefix + "lat"), row.get(prefix + "lon")
+    if lat is None or lon is None:
+        return None
+    return Location(
+        lat=lat,
+        lon=lon,
+        accuracy_m=row.get(prefix + "accuracy_m") or 0.0,
+        source=LocationSource(row.get(prefix + "location_source") or "unknown"),
+        observed_at=row.get(prefix + "location_observed_at"),
+        label=row.get(prefix + "location_label"),
+        ward_code=row.get(prefix + "ward_code"),
+    )
+
+
+def incident_view(row: dict[str, Any]) -> IncidentView:
+    return IncidentView(
+        id=row["id"],
+        category=Category(row["category"]),
+        status=IncidentStatus(row["status"]),
+        location=row_location(row),
+        opened_at=row["opened_at"],
+        last_report_at=row["last_report_at"],
+        report_count=row["report_count"],
+        reporter_keys=frozenset(row["reporter_keys"] or ()),
+        text_tokens=frozenset(row["text_tokens"] or ()),
+    )
+
+
+class Repo:
+    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.wrote_outbox = False
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    async def _one(self, stmt: Any) -> dict[str, Any] | None:
+        row = (await self.conn.execute(stmt)).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def _all(self, stmt: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in (await self.conn.execute(stmt)).mappings().all()]
+
+    # --- locks ---------------------------------------------------------------
+
+    async def lock_cells(self, cells: Sequence[str]) -> None:
+        """Serialise matching per area across nodes (PostgreSQL; SQLite has one writer anyway).
+
+        Cells are locked in sorted order so two transactions never wait on each other in a cycle.
+        """
+        if not self.is_postgres:
+            return
+        for c in sorted(set(cells)):
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": cell_lock_key(c)})
+
+    async def lock_key(self, key: int) -> None:
+        if self.is_postgres:
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+    # --- reports -------------------------------------------------------------
+
+    async def report_by_ref(self, channel: str, channel_ref: str) -> dict[str, Any] | None:
+        return await self._one(
+            select(reports).where(reports.c.channel == channel, reports.c.channel_ref == channel_ref)
+        )
+
+    async def report(self, report_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
+        stmt = select(reports).where(reports.c.id == report_id)
+        if for_update and self.is_postgres:
+            stmt = stmt.with_for_update()
+        return await self._one(stmt)
+
+    async def insert_report(self, values: dict[str, Any]) -> int:
+        result = await self.conn.execute(insert(reports).values(**values).returning(reports.c.id))
+        return int(result.scalar_one())
+
+    async def update_report(self, report_id: int, values: dict[str, Any]) -> None:
+        await self.conn.execute(
+            update(reports).where(reports.c.id == report_id).values(**values, version=reports.c.version + 1)
+        )
+
+    async def reports_of_incident(self, incident_id: int) -> list[dict[str, Any]]:
+        return await self._all(
+            select(reports).where(reports.c.incident_id == incident_id).order_by(reports.c.received_at, reports.c.id)
+        )
+
+    async def reports_of_reporter(self, reporter_key: str, limit: int = 20) -> list[dict[str, Any]]:
+        return await self._all(
+            select(reports)
+            .where(reports.c.reporter_key == reporter_key)
+            .order_by(reports.c.received_at.desc(), reports.c.id.desc())
+            .limit(limit)
+        )
+
+    # --- incidents -----------------------------------------------------------
+
+    async def incident(self, incident_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
+        stmt = select(incidents).where(incidents.c.id == incident_id)
+        if for_update and self.is_postgres:
+            stmt = stmt.with_for_update()
+        return await self._one(stmt)
+
+    async def active_incidents_in(self, cells: Iterable[str], since: datetime) -> list[dict[str, Any]]:
+        return await self._all(
+            select(incidents).where(
+                incidents.c.cell.in_(list(cells)),
+                incidents.c.status.in_(ACTIVE),
+                incidents.c.last_report_at >= since,
+            )
+        )
+
+    async def active_incidents_of_reporter(self, reporter_key: str, since: datetime) -> list[dict[str, Any]]:
+        inc_ids = (
+            select(reports.c.incident_id)
+            .where(reports.c.reporter_key == reporter_key, reports.c.received_at >= since)
+            .scalar_subquery()
+        )
+        return await self._all(
+            select(incidents).where(
+                incidents.c.id.in_(inc_ids),
+                incidents.c.status.in_(ACTIVE),
+                incidents.c.last_report_at >= since,
+            )
+        )
+
+    async def insert_incident(self, values: dict[str, Any]) -> int:
+        result = await self.conn.execute(insert(incidents).values(**values).returning(incidents.c.id))
+        return int(result.scalar_one())
+
+    async def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
+        await self.conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident_id)
+            .values(**values, version=incidents.c.version + 1)
+        )
+
+    async def count_reports(self, incident_id: int) -> int:
+        result = await self.conn.execute(
+            select(func.count()).select_from(reports).where(reports.c.incident_id == incident_id)
+        )
+        return int(result.scalar_one())
+
+    async def list_incidents(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        categories: Sequence[str] | None = None,
+        since: datetime | None = None,
+        cells: Sequence[str] | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest first, paged by id (a cursor that stays stable while new incidents arrive)."""
+        stmt = select(incidents)
+        conds: list[Any] = []
+        if statuses:
+            conds.append(incidents.c.status.in_(list(statuses)))
+        if categories:
+            conds.append(incidents.c.category.in_(list(categories)))
+        if since is not None:
+            conds.append(incidents.c.updated_at >= since)
+        if cells is not None:
+            conds.append(incidents.c.cell.in_(list(cells)))
+        if after_id is not None:
+            conds.append(incidents.c.id < after_id)
+        if conds:
+            stmt = stmt.where(and_(*conds))
+        return await self._all(stmt.order_by(incidents.c.id.desc()).limit(limit))
+
+    async def count_incidents(self, statuses: Sequence[str] | None = None) -> int:
+        stmt = select(func.count()).select_from(incidents)
+        if statuses:
+            stmt = stmt.where(incidents.c.status.in_(list(statuses)))
+        return int((await self.conn.execute(stmt)).scalar_one())
+
+    # --- audit ---------------------------------------------------------------
+
+    async def add_event(
+        self,
+        incident_id: int,
+        kind: str,
+        *,
+        actor: str,
+        at: datetime,
+        report_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        result = await self.conn.execute(
+            insert(incident_events)
+            .values(incident_id=incident_id, kind=kind, actor=actor, at=at, report_id=report_id, data=data or {})
+            .returning(incident_events.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def events_of_incident(self, incident_id: int) -> list[dict[str, Any]]:
+        return await self._all(
+            select(incident_events)
+            .where(incident_events.c.incident_id == incident_id)
+            .order_by(incident_events.c.id)
+        )
+
+    # --- outbox --------------------------------------------------------------
+
+    async def write_outbox(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Append push messages; their ids are the stream cursor.
+
+        On PostgreSQL an id is taken from a sequence when the row is inserted,
+        but rows become visible at commit: without care a consumer could read
+        id 11 before id 10 commits and skip 10 for ever. Taking one advisory
+        lock (held to commit) right before the insert makes ids and commits
+        happen in the same order. Call this last in a transaction.
+        """
+        if not rows:
+            return []
+        await self.lock_key(OUTBOX_LOCK)
+        result = await self.conn.execute(insert(outbox).returning(outbox.c.id), list(rows))
+        ids = [int(i) for i in result.scalars().all()]
+        if self.is_postgres:
+            await self.conn.execute(text("SELECT pg_notify('intake_outbox', :id)"), {"id": str(max(ids))})
+        self.wrote_outbox = True
+        return ids
+
+    async def outbox_after(self, cursor: int, limit: int = 500) -> list[dict[str, Any]]:
+        return await self._all(select(outbox).where(outbox.c.id > cursor).order_by(outbox.c.id).limit(limit))
+
+    async def outbox_head(self) -> int:
+        return int((await self.conn.execute(select(func.coalesce(func.max(outbox.c.id), 0)))).scalar_one())
+
+    # --- facilities ----------------------------------------------------------
+
+    async def facility(self, facility_id: int) -> dict[str, Any] | None:
+        return await self._one(select(facilities).where(facilities.c.id == facility_id))
+
+    async def facility_by_device(self, device_id: str) -> dict[str, Any] | None:
+        return await self._one(
+            select(facilities)
+            .join(facility_devices, facility_devices.c.facility_id == facilities.c.id)
+            .where(facility_devices.c.device_id == device_id)
+        )
+
+    async def facility_by_phone(self, e164: str) -> dict[str, Any] | None:
+        return await self._one(
+            select(facilities).where(or_(facilities.c.phone == e164, facilities.c.contact_phone == e164)).limit(1)
+        )
+
+    async def facility_by_external_id(self, external_id: str) -> dict[str, Any] | None:
+        return await self._one(select(facilities).where(facilities.c.external_id == external_id))
+
+    async def insert_facility(self, values: dict[str, Any]) -> int:
+        result = await self.conn.execute(insert(facilities).values(**values).returning(facilities.c.id))
+        return int(result.scalar_one())
+
+    async def update_facility(self, facility_id: int, values: dict[str, Any]) -> None:
+        await self.conn.execute(update(facilities).where(facilities.c.id == facility_id).values(**values))
+
+    async def set_facility_devices(self, facility_id: int, devices: Sequence[dict[str, Any]]) -> None:
+        for dev in devices:
+            existing = await self._one(
+                select(facility_devices).where(facility_devices.c.device_id == dev["device_id"])
+            )
+            if existing is None:
+                await self.conn.execute(insert(facility_devices).values(facility_id=facility_id, **dev))
+            else:
+                await self.conn.execute(
+                    update(facility_devices)
+                    .where(facility_devices.c.device_id == dev["device_id"])
+                    .values(facility_id=facility_id, **dev)
+                )
+
+    async def devices_of_facility(self, facility_id: int) -> list[dict[str, Any]]:
+        return await self._all(
+            select(facility_devices).where(facility_devices.c.facility_id == facility_id)
+        )
+
+    # --- tokens --------------------------------------------------------------
+
+    async def insert_token(self, values: dict[str, Any]) -> int:
+        result = await self.conn.execute(insert(api_tokens).values(**values).returning(api_tokens.c.id))
+        return int(result.scalar_one())
+
+    async def token_by_hash(self, token_sha256: str) -> dict[str, Any] | None:
+        return await self._one(
+            select(api_tokens).where(api_tokens.c.token_sha256 == token_sha256, api_tokens.c.revoked_at.is_(None))
+        )

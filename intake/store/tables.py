@@ -1,0 +1,209 @@
+"""Tables, as SQLAlchemy Core metadata (Core statements are what the hot path runs).
+
+Times are stored in UTC; `UTCDateTime` hands back aware datetimes on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("category", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=3),  # 1 highest .. 5 lowest
+    Column("summary", Text, nullable=False, default=""),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("accuracy_m", Float),
+    Column("location_source", String(16)),
+    Column("location_label", Text),
+    Column("ward_code", String(16)),
+    Column("cell", String(16)),  # H3 cell at geo.SEARCH_RES: the matching search key
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_report_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime),
+    Column("report_count", Integer, nullable=False, default=0),
+    Column("needs_review", Boolean, nullable=False, default=False),
+    Column("review_of", Id),  # the incident this one may duplicate
+    Column("related_id", Id),  # another category's incident at the same place
+    Column("merged_into", Id),
+    Column("kinds", Json, nullable=False, default=list),
+    Column("also_notify", Json, nullable=False, default=list),
+    Column("reporter_keys", Json, nullable=False, default=list),  # for matching: who reported it
+    Column("text_tokens", Json, nullable=False, default=list),  # for matching: folded words
+    Column("lease_holder", String(120)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("acked_by", String(120)),
+    Column("acked_at", UTCDateTime),
+    Column("closed_by", String(120)),
+    Column("close_reason", Text),
+    Column("version", Integer, nullable=False, default=1),
+    Index("ix_incidents_active_cell", "cell", "status"),
+    Index("ix_incidents_status_updated", "status", "updated_at"),
+)
+
+facilities = Table(
+    "facilities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("external_id", String(120), unique=True),  # the registry's own id, for re-imports
+    Column("name", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("accuracy_m", Float),
+    Column("ward_code", String(16)),
+    Column("phone", String(32)),  # the facility's own line, E.164, for the screen-pop
+    Column("contact_name", Text),
+    Column("contact_phone", String(32)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_facilities_phone", "phone"),
+)
+
+facility_devices = Table(
+    "facility_devices",
+    metadata,
+    Column("device_id", String(120), primary_key=True),
+    Column("facility_id", Id, ForeignKey("facilities.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False, default="device"),  # 'sia', 'mqtt', 'http', 'camera'
+    Column("secret", Text),  # SIA DC-09 AES key, HTTP token, ...
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("channel_ref", String(255), nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("incident_id", Id, ForeignKey("incidents.id"), index=True),
+    Column("reporter_key", String(255), index=True),
+    Column("phone_raw", String(64)),
+    Column("phone", String(32)),  # E.164 when valid
+    Column("phone_valid", Boolean),
+    Column("reporter_id", String(255)),
+    Column("reporter_name", Text),
+    Column("text", Text, nullable=False, default=""),
+    Column("language", String(16)),
+    Column("category", String(16), nullable=False),
+    Column("confidence", Float, nullable=False, default=0.0),
+    Column("needs_review", Boolean, nullable=False, default=False),
+    Column("classification", Json, nullable=False, default=dict),  # evidence, kinds, also_notify
+    Column("category_hint", String(16)),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("accuracy_m", Float),
+    Column("location_source", String(16)),
+    Column("location_observed_at", UTCDateTime),
+    Column("location_label", Text),
+    Column("ward_code", String(16)),
+    Column("dialled_number", String(16)),
+    Column("device_id", String(120)),
+    Column("device_event_code", String(32)),
+    Column("facility_id", Id, ForeignKey("facilities.id")),
+    Column("attachments", Json, nullable=False, default=list),
+    Column("match", Json, nullable=False, default=dict),  # outcome, score, reasons
+    Column("raw", Json, nullable=False, default=dict),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("channel", "channel_ref", name="uq_reports_channel_ref"),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("report_id", Id),
+    Column("data", Json, nullable=False, default=dict),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),  # the stream cursor
+    Column("at", UTCDateTime, nullable=False),
+    Column("topic", String(32), nullable=False),  # 'incident', 'report', 'call', ...
+    Column("kind", String(32), nullable=False),
+    Column("incident_id", Id),
+    Column("report_id", Id),
+    Column("payload", Json, nullable=False, default=dict),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("name", String(120), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("agency", String(16)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)

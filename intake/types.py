@@ -1,0 +1,79 @@
+"""The channel contract: what every door does (see ARCHITECTURE.md).
+
+1. verify the request is genuine        → raise Unauthorized / Forbidden
+2. parse it, purely, into ReportIns      → raise PayloadError; [] for a known event that carries no report
+3. reply to the reporter where it can    (after the report is stored)
+
+Listener doors (AMI, SIA DC-09, MQTT) also have `async run(publish)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from intake.core.model import ReportIn
+
+
+class ChannelError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.detail = detail
+
+
+class PayloadError(ChannelError):
+    """The request is genuine but malformed: 400 with what was wrong."""
+
+    status = 400
+    code = "invalid_payload"
+
+
+class PayloadTooLarge(ChannelError):
+    status = 413
+    code = "too_large"
+
+
+class Unauthorized(ChannelError):
+    """No or bad credentials / signature."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ChannelError):
+    status = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A request as a door sees it: enough to verify a signature and parse, nothing framework-specific."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    url: str
+    received_at: datetime
+    query: Mapping[str, str] = field(default_factory=dict)
+    remote: str | None = None
+
+
+class Door(Protocol):
+    name: str
+
+    def verify(self, inbound: Inbound) -> None: ...
+
+    def parse(self, inbound: Inbound) -> Sequence[ReportIn]: ...
+
+
+Publish = Callable[[ReportIn], Awaitable[Any]]
+
+
+class ListenerDoor(Door, Protocol):
+    async def run(self, publish: Publish) -> None: ...

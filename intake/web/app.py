@@ -1,0 +1,449 @@
+"""The aiohttp application: the queue API under /api/v1, the stream, health.
+
+Errors are JSON everywhere: {"error": "<short code>", "detail": "<what was wrong>"}.
+Bad input is a 4xx and stores nothing; an unexpected failure is logged with a
+request id and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from intake.channels import app as app_door
+from intake.config import Settings
+from intake.core import geo
+from intake.core.model import AGENCIES, Category, IncidentStatus
+from intake.dispatch.queue import Actor, Conflict, Invalid, Queue
+from intake.pipeline import (
+    IdempotencyConflict,
+    IngestError,
+    Intake,
+    NotFound,
+    incident_payload,
+    report_payload,
+)
+from intake.store import Store, open_store
+from intake.types import ChannelError, Forbidden, Inbound, PayloadError, Unauthorized
+from intake.web import auth
+from intake.web.openapi import openapi_document
+
+log = logging.getLogger(__name__)
+
+INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)
+QUEUE: web.AppKey[Queue] = web.AppKey("queue", Queue)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STOPPING: web.AppKey[asyncio.Event] = web.AppKey("stopping", asyncio.Event)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, error: str, detail: Any = None, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, "detail": detail, **extra}, status=status, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ChannelError as exc:
+        return error_response(exc.status, exc.code, exc.message, field=exc.field,
+                              **({"info": exc.detail} if exc.detail else {}))
+    except IdempotencyConflict as exc:
+        return error_response(422, "idempotency_key_reused", str(exc))
+    except NotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except Conflict as exc:
+        return error_response(409, "conflict", str(exc), info=exc.detail)
+    except Invalid as exc:
+        return error_response(400, "invalid", str(exc))
+    except IngestError as exc:
+        return error_response(400, "invalid", str(exc))
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(413, "too_large", f"the body is larger than {exc.max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", incident, request.method, request.path)
+        return error_response(500, "internal", f"unexpected error, logged as {incident}")
+
+
+# --- auth --------------------------------------------------------------------------------
+
+async def principal(request: web.Request, *roles: str) -> auth.Principal:
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
+    if not token:
+        raise Unauthorized("send an API token: Authorization: Bearer <token>")
+    who = await auth.authenticate(request.app[STORE], token)
+    if who is None:
+        raise Unauthorized("the API token is unknown or revoked")
+    if roles and not who.can(*roles):
+        raise Forbidden(f"role {who.role} may not do this (needs {' or '.join(roles)})")
+    return who
+
+
+def actor_of(who: auth.Principal) -> Actor:
+    return Actor(name=who.name, role=who.role, agency=who.agency)
+
+
+def _may_dispatch(who: auth.Principal, incident: dict[str, Any]) -> None:
+    if who.role != "dispatcher":
+        return
+    if incident["category"] != who.agency and who.agency not in (incident["also_notify"] or []):
+        raise Forbidden(
+            f"dispatcher of {who.agency} may not act on a {incident['category']} incident"
+        )
+
+
+# --- request helpers -----------------------------------------------------------------------
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    body = await request.read()
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("the body must be a JSON object")
+    return data
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise PayloadError(f"{name} must be an integer, got {raw!r}", field=name) from exc
+    if value < 1 or value > 2**62:
+        raise PayloadError(f"{name} {value} is out of range", field=name)
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise PayloadError(f"{name} must be an integer", field=name) from exc
+    if not lo <= value <= hi:
+        raise PayloadError(f"{name} must be between {lo} and {hi}", field=name)
+    return value
+
+
+def query_enum(request: web.Request, name: str, allowed: list[str]) -> list[str] | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise PayloadError(f"{name} must be a comma list of {', '.join(allowed)}", field=name)
+    return values
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+async def health(request: web.Request) -> web.Response:
+    async with request.app[STORE].read() as repo:
+        head = await repo.outbox_head()
+    return ok({"status": "ok", "database": request.app[STORE].dialect, "outbox_head": head})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return ok(openapi_document())
+
+
+async def post_report(request: web.Request) -> web.Response:
+    who = await principal(request, "app", "calltaker")
+    intake = request.app[INTAKE]
+    inbound = Inbound(
+        body=await request.read(),
+        headers=request.headers,
+        url=str(request.url),
+        received_at=intake.clock(),
+        remote=request.remote,
+    )
+    results = [await intake.ingest(r) for r in app_door.parse(inbound, client=f"t{who.token_id}")]
+    result = results[0].as_dict()
+    status = 200 if result["outcome"] == "duplicate" else 201
+    return ok(result, status=status)
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    await principal(request, "calltaker", "dispatcher")
+    statuses = query_enum(request, "status", [s.value for s in IncidentStatus])
+    if statuses is None and "status" not in request.query:
+        statuses = ["open", "acknowledged"]
+    categories = query_enum(request, "category", [c.value for c in Category])
+    limit = query_int(request, "limit", 50, 1, 500)
+    after = query_int(request, "cursor", 0, 0, 2**62) or None
+    since = None
+    if "since" in request.query:
+        since = app_door.parse_time(request.query["since"], "since", request.app[INTAKE].clock())
+    cells = None
+    near = request.query.get("near")
+    center: tuple[float, float, float] | None = None
+    if near is not None:
+        center = _parse_near(near)
+        cells = geo.disk_cells(*center)
+    async with request.app[STORE].read() as repo:
+        rows = await repo.list_incidents(statuses=statuses, categories=categories, since=since, cells=cells,
+                                         after_id=after, limit=limit + 1)
+    items = [incident_payload(r) for r in rows]
+    more = len(items) > limit
+    items = items[:limit]
+    if center is not None:
+        lat, lon, radius = center
+        for item in items:
+            item["distance_m"] = (
+                round(geo.distance_m(lat, lon, item["lat"], item["lon"])) if item["lat"] is not None else None
+            )
+        items = [i for i in items if i["distance_m"] is not None and i["distance_m"] <= radius]
+    next_cursor = rows[limit - 1]["id"] if more else None
+    return ok({"items": items, "next_cursor": next_cursor})
+
+
+def _parse_near(value: str) -> tuple[float, float, float]:
+    parts = value.split(",")
+    if len(parts) != 3:
+        raise PayloadError("near must be lat,lon,radius_m", field="near")
+    try:
+        lat, lon, radius = (float(p) for p in parts)
+    except ValueError as exc:
+        raise PayloadError("near must be three numbers: lat,lon,radius_m", field="near") from exc
+    if not -90 <= lat <= 90 or not -180 <= lon <= 180:
+        raise PayloadError("near: coordinates out of range", field="near")
+    if not 0 < radius <= 50_000:
+        raise PayloadError("near: radius must be between 0 and 50000 metres", field="near")
+    return lat, lon, radius
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    await principal(request, "calltaker", "dispatcher")
+    incident_id = path_id(request)
+    async with request.app[STORE].read() as repo:
+        row = await repo.incident(incident_id)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        reports = await repo.reports_of_incident(incident_id)
+        events = await repo.events_of_incident(incident_id)
+    data = incident_payload(row)
+    data["reports"] = [report_payload(r) for r in reports]
+    data["events"] = [
+        {"id": e["id"], "at": e["at"].isoformat(), "actor": e["actor"], "kind": e["kind"],
+         "report_id": e["report_id"], "data": e["data"]}
+        for e in events
+    ]
+    return ok(data)
+
+
+async def _incident_for_action(request: web.Request, who: auth.Principal) -> int:
+    incident_id = path_id(request)
+    async with request.app[STORE].read() as repo:
+        row = await repo.incident(incident_id)
+    if row is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    _may_dispatch(who, row)
+    return incident_id
+
+
+async def claim(request: web.Request) -> web.Response:
+    who = await principal(request, "dispatcher", "calltaker")
+    incident_id = await _incident_for_action(request, who)
+    body = await read_json(request)
+    seconds = body.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int) or not 5 <= seconds <= 3600):
+        raise PayloadError("seconds must be an integer between 5 and 3600", field="seconds")
+    row = await request.app[QUEUE].claim(incident_id, actor_of(who), seconds)
+    return ok(incident_payload(row))
+
+
+async def release(request: web.Request) -> web.Response:
+    who = await principal(request, "dispatcher", "calltaker")
+    incident_id = await _incident_for_action(request, who)
+    return ok(incident_payload(await request.app[QUEUE].release(incident_id, actor_of(who))))
+
+
+async def ack(request: web.Request) -> web.Response:
+    who = await principal(request, "dispatcher")
+    incident_id = await _incident_for_action(request, who)
+    return ok(incident_payload(await request.app[QUEUE].ack(incident_id, actor_of(who))))
+
+
+async def close(request: web.Request) -> web.Response:
+    who = await principal(request, "dispatcher", "calltaker")
+    incident_id = await _incident_for_action(request, who)
+    body = await read_json(request)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise PayloadError("reason must be a string of at most 2000 characters", field="reason")
+    return ok(incident_payload(await request.app[QUEUE].close(incident_id, actor_of(who), reason)))
+
+
+async def merge(request: web.Request) -> web.Response:
+    who = await principal(request, "calltaker")
+    incident_id = path_id(request)
+    body = await read_json(request)
+    into = body.get("into")
+    if isinstance(into, bool) or not isinstance(into, int) or into < 1:
+        raise PayloadError("into must be the id of the incident to merge into", field="into")
+    return ok(incident_payload(await request.app[QUEUE].merge(incident_id, into, actor_of(who))))
+
+
+async def split(request: web.Request) -> web.Response:
+    who = await principal(request, "calltaker")
+    incident_id = path_id(request)
+    body = await read_json(request)
+    ids = body.get("report_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise PayloadError("report_ids must be a non-empty list of report ids", field="report_ids")
+    row = await request.app[QUEUE].split(incident_id, ids, actor_of(who))
+    return ok(incident_payload(row), status=201)
+
+
+async def notes(request: web.Request) -> web.Response:
+    who = await principal(request, "calltaker", "dispatcher")
+    incident_id = await _incident_for_action(request, who)
+    body = await read_json(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > 5000:
+        raise PayloadError("text must be a non-empty string of at most 5000 characters", field="text")
+    row = await request.app[QUEUE].note(incident_id, actor_of(who), text.strip())
+    return ok(incident_payload(row), status=201)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """WebSocket of incident events, resumable: `?cursor=N` replays everything after N, then live."""
+    await principal(request, "calltaker", "dispatcher")
+    store = request.app[STORE]
+    cursor_raw = request.query.get("cursor") or request.headers.get("Last-Event-ID")
+    if cursor_raw is not None:
+        try:
+            cursor = int(cursor_raw)
+        except ValueError as exc:
+            raise PayloadError("cursor must be an integer", field="cursor") from exc
+        if cursor < 0:
+            raise PayloadError("cursor must be >= 0", field="cursor")
+    else:
+        async with store.read() as repo:
+            cursor = await repo.outbox_head()
+    categories = query_enum(request, "category", [c.value for c in Category])
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    await ws.send_json({"type": "hello", "cursor": cursor}, dumps=_dumps)
+    stopping = request.app[STOPPING]
+    async with asyncio.TaskGroup() as tg:
+        reader = tg.create_task(_drain_client(ws))
+        try:
+            while not ws.closed and not stopping.is_set() and not reader.done():
+                async with store.read() as repo:
+                    rows = await repo.outbox_after(cursor, 500)
+                for row in rows:
+                    cursor = row["id"]
+                    incident = row["payload"].get("incident") or {}
+                    if categories and incident.get("category") not in categories:
+                        continue
+                    await ws.send_json({
+                        "type": "event", "cursor": row["id"], "kind": row["kind"], "at": row["at"].isoformat(),
+                        "incident_id": row["incident_id"], "report_id": row["report_id"], "data": row["payload"],
+                    }, dumps=_dumps)
+                if not rows:
+                    await store.outbox.wait(timeout=2.0)
+        except ConnectionResetError:
+            pass
+        finally:
+            reader.cancel()
+            await ws.close()
+    return ws
+
+
+async def _drain_client(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break
+
+
+# --- application ----------------------------------------------------------------------------
+
+def create_app(settings: Settings, *, store: Store | None = None, clock: Callable[[], datetime] | None = None
+               ) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
+    app[SETTINGS] = settings
+    app[STOPPING] = asyncio.Event()
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        own = store is None
+        s = store or await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        app[STORE] = s
+        intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)
+        app[INTAKE] = intake
+        app[QUEUE] = Queue(intake)
+        stop_listen = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(s.listen(stop_listen))
+            try:
+                yield
+            finally:
+                app[STOPPING].set()
+                stop_listen.set()
+        if own:
+            await s.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(_on_shutdown)
+
+    app.router.add_get("/health", health)
+    api = "/api/v1"
+    app.router.add_get(f"{api}/openapi.json", get_openapi)
+    app.router.add_post(f"{api}/reports", post_report)
+    app.router.add_get(f"{api}/incidents", list_incidents)
+    app.router.add_get(f"{api}/incidents/{{id}}", get_incident)
+    app.router.add_post(f"{api}/incidents/{{id}}/claim", claim)
+    app.router.add_post(f"{api}/incidents/{{id}}/release", release)
+    app.router.add_post(f"{api}/incidents/{{id}}/ack", ack)
+    app.router.add_post(f"{api}/incidents/{{id}}/close", close)
+    app.router.add_post(f"{api}/incidents/{{id}}/merge", merge)
+    app.router.add_post(f"{api}/incidents/{{id}}/split", split)
+    app.router.add_post(f"{api}/incidents/{{id}}/notes", notes)
+    app.router.add_get(f"{api}/stream", stream)
+    return app
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[STOPPING].set()
+
+
+def run(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        web.run_app(create_app(settings), host=host, port=port, print=lambda m: log.info("%s", m))
+
+
+__all__ = ["AGENCIES", "create_app", "run"]

@@ -1,0 +1,175 @@
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intake import __version__
+from intake.channels.app import FIELDS
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    return out
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "bad input", 401: "no or unknown token", 403: "role not allowed", 404: "no such incident",
+            409: "conflicts with the incident's state (claimed by someone else, closed)",
+            413: "body too large", 422: "Idempotency-Key reused for a different report"}
+    return {str(c): _resp(text[c], ERROR) for c in codes}
+
+
+def _action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, ...] = (400, 401, 403, 404, 409)
+            ) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/IncidentId"}],
+        "responses": {"200": _resp("the incident after the action", {"$ref": "#/components/schemas/Incident"}),
+                      **_errors(*codes)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def openapi_document() -> dict[str, Any]:
+    report_props: dict[str, Any] = {
+        "text": {"type": "string", "maxLength": 5000},
+        "phone": {"type": "string", "maxLength": 64},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
+        "location_source": {"type": "string", "enum": ["gps", "wifi", "cell", "calltaker", "address"]},
+        "category": {"type": "string", "enum": ["fire", "police", "medical", "unknown"]},
+        "language": {"type": "string", "maxLength": 16},
+        "reporter_name": {"type": "string", "maxLength": 255},
+        "reporter_id": {"type": "string", "maxLength": 255},
+        "received_at": {"type": "string", "format": "date-time"},
+        "attachments": {"type": "array", "items": {"type": "object"}},
+    }
+    for name, schema in report_props.items():
+        schema["description"] = FIELDS[name]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Hotline Intake API",
+            "version": __version__,
+            "description": "One emergency number, many doors, one deduplicated incident queue. "
+            "Errors are JSON objects {error, detail}.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/reports": {
+                "post": {
+                    "summary": "Report an emergency (the mobile app's door)",
+                    "parameters": [{
+                        "name": "Idempotency-Key", "in": "header", "required": True,
+                        "schema": {"type": "string", "maxLength": 255},
+                        "description": "unique per report; a retry with the same key is the same report",
+                    }],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/ReportIn"}}}},
+                    "responses": {
+                        "201": _resp("stored", {"$ref": "#/components/schemas/IngestResult"}),
+                        "200": _resp("already stored (a retry)", {"$ref": "#/components/schemas/IngestResult"}),
+                        **_errors(400, 401, 403, 413, 422),
+                    },
+                }
+            },
+            "/incidents": {
+                "get": {
+                    "summary": "List incidents, newest first",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string"},
+                         "description": "comma list of open, acknowledged, closed, merged (default open,acknowledged)"},
+                        {"name": "category", "in": "query", "schema": {"type": "string"},
+                         "description": "comma list of fire, police, medical, unknown"},
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"},
+                         "description": "updated at or after this time"},
+                        {"name": "near", "in": "query", "schema": {"type": "string"},
+                         "description": "lat,lon,radius_m"},
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer"},
+                         "description": "next_cursor of the previous page"},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    ],
+                    "responses": {"200": _resp("a page", {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
+                        "next_cursor": {"type": ["integer", "null"]}}}), **_errors(400, 401, 403)},
+                }
+            },
+            "/incidents/{id}": {
+                "get": {
+                    "summary": "One incident with its reports and audit events",
+                    "parameters": [{"$ref": "#/components/parameters/IncidentId"}],
+                    "responses": {"200": _resp("the incident", {"$ref": "#/components/schemas/Incident"}),
+                                  **_errors(400, 401, 403, 404)},
+                }
+            },
+            "/incidents/{id}/claim": {"post": _action(
+                "Claim the incident (a lease; renew by claiming again)",
+                {"type": "object", "properties": {"seconds": {"type": "integer", "minimum": 5, "maximum": 3600}}})},
+            "/incidents/{id}/release": {"post": _action("Release your claim")},
+            "/incidents/{id}/ack": {"post": _action("Acknowledge: your agency has taken it on")},
+            "/incidents/{id}/close": {"post": _action(
+                "Close", {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 2000}}})},
+            "/incidents/{id}/merge": {"post": _action(
+                "Merge this incident into another",
+                {"type": "object", "required": ["into"], "properties": {"into": {"type": "integer"}}})},
+            "/incidents/{id}/split": {"post": _action(
+                "Move reports out into a new incident (returns the new incident, 201)",
+                {"type": "object", "required": ["report_ids"],
+                 "properties": {"report_ids": {"type": "array", "items": {"type": "integer"}}}})},
+            "/incidents/{id}/notes": {"post": _action(
+                "Add a note (201)",
+                {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}})},
+            "/stream": {
+                "get": {
+                    "summary": "WebSocket of incident events; resume with ?cursor=<last cursor seen>",
+                    "parameters": [
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer"},
+                         "description": "replay every event after this one, then live; default: live only"},
+                        {"name": "category", "in": "query", "schema": {"type": "string"}},
+                        {"name": "token", "in": "query", "schema": {"type": "string"},
+                         "description": "the API token, for clients that cannot set headers on a WebSocket"},
+                    ],
+                    "responses": {"101": _resp("switching to WebSocket: messages "
+                                               "{type: hello|event, cursor, kind, incident_id, data}"),
+                                  **_errors(400, 401, 403)},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "a token from `intake tokens create --role ROLE`"}},
+            "parameters": {"IncidentId": {"name": "id", "in": "path", "required": True,
+                                          "schema": {"type": "integer", "minimum": 1}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "detail"], "properties": {
+                    "error": {"type": "string"}, "detail": {}, "field": {"type": ["string", "null"]}}},
+                "ReportIn": {"type": "object", "additionalProperties": False, "properties": report_props},
+                "IngestResult": {"type": "object", "properties": {
+                    "report_id": {"type": "integer"}, "incident_id": {"type": ["integer", "null"]},
+                    "outcome": {"type": "string", "enum": ["created", "attached", "review", "duplicate"]},
+                    "category": {"type": "string"}, "confidence": {"type": "number"},
+                    "needs_review": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "object"}},
+                    "related_incident_id": {"type": ["integer", "null"]},
+                    "location": {"type": ["object", "null"]}}},
+                "Incident": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "category": {"type": "string"}, "status": {"type": "string"},
+                    "priority": {"type": "integer"}, "summary": {"type": "string"},
+                    "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
+                    "accuracy_m": {"type": ["number", "null"]}, "report_count": {"type": "integer"},
+                    "opened_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "needs_review": {"type": "boolean"}, "lease": {"type": ["object", "null"]},
+                    "reports": {"type": "array", "items": {"type": "object"}},
+                    "events": {"type": "array", "items": {"type": "object"}}}},
+            },
+        },
+    }
