@@ -76,6 +76,16 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from intake.types import PayloadError
 
     allowed = frozenset(FIELDS)
+    backlog: list[str] = []
+    if args.jsonl is not None:
+        try:
+            if args.jsonl == "-":
+                backlog = sys.stdin.readlines()
+            else:
+                with open(args.jsonl, encoding="utf-8") as fh:
+                    backlog = fh.readlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            return _fail(f"cannot read {args.jsonl}: {exc}")
 
     async def go() -> int:
         store = await _store(settings)
@@ -99,31 +109,29 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                     for reason in out["reasons"]:
                         print(f"  - {reason['detail']}")
                 return 0
-            stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
-            with stream:
-                for lineno, line in enumerate(stream, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                        if not isinstance(obj, dict):
-                            raise PayloadError("each line must be a JSON object")
-                        channel = obj.get("channel") or args.channel
-                        if not isinstance(channel, str):
-                            raise PayloadError("channel must be a string", field="channel")
-                        # A line without its old reference gets one from its content: importing a file twice
-                        # stores each report once.
-                        ref = obj.get("channel_ref") or "import:" + hashlib.sha256(line.strip().encode()).hexdigest()
-                        report = report_from_fields(obj, channel=channel, channel_ref=str(ref),
-                                                    now=intake.clock(), allowed=allowed)
-                        result = await intake.ingest(report)
-                        _print_json({"line": lineno, **result.as_dict()})
-                    except json.JSONDecodeError as exc:
-                        failures += 1
-                        _print_json({"line": lineno, "error": "invalid_json", "detail": str(exc)})
-                    except (PayloadError, IdempotencyConflict, ValueError) as exc:
-                        failures += 1
-                        _print_json({"line": lineno, "error": "invalid", "detail": str(exc)})
+            for lineno, line in enumerate(backlog, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if not isinstance(obj, dict):
+                        raise PayloadError("each line must be a JSON object")
+                    channel = obj.get("channel") or args.channel
+                    if not isinstance(channel, str):
+                        raise PayloadError("channel must be a string", field="channel")
+                    # A line without its old reference gets one from its content: importing a file twice
+                    # stores each report once.
+                    ref = obj.get("channel_ref") or "import:" + hashlib.sha256(line.strip().encode()).hexdigest()
+                    report = report_from_fields(obj, channel=channel, channel_ref=str(ref),
+                                                now=intake.clock(), allowed=allowed)
+                    result = await intake.ingest(report)
+                    _print_json({"line": lineno, **result.as_dict()})
+                except json.JSONDecodeError as exc:
+                    failures += 1
+                    _print_json({"line": lineno, "error": "invalid_json", "detail": str(exc)})
+                except (PayloadError, IdempotencyConflict, ValueError) as exc:
+                    failures += 1
+                    _print_json({"line": lineno, "error": "invalid", "detail": str(exc)})
             return 1 if failures else 0
         finally:
             await store.close()
@@ -297,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     bi = bsub.add_parser("ingest", help="reports/s and latency as open incidents grow")
     bi.add_argument("--json", action="store_true")
     bi.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    bi.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    bi.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/intake_bench",
+                    help="a database of its own: it is dropped and made anew")
     bi.add_argument("--open", default="1000,10000,100000", help="open-incident levels to measure at")
     bi.add_argument("--reports", type=int, default=2000, help="reports measured at each level")
     bi.add_argument("--concurrency", type=int, default=8, help="reports in flight at once")

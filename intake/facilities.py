@@ -12,6 +12,7 @@ with the gazetteer (ward accuracy).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import math
 from datetime import UTC, datetime
@@ -95,18 +96,24 @@ def parse_row(row: dict[str, str], lineno: int, settings: Settings) -> dict[str,
     }
 
 
-async def import_csv(store: Store, path: str | Path, settings: Settings, *, progress: bool = True) -> dict[str, int]:
-    """All rows or none: a bad row stops the import before anything is written."""
+def read_rows(path: str | Path) -> list[dict[str, str]]:
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise FacilityImportError(f"{path}: missing column(s) {', '.join(missing)}; columns: {', '.join(KNOWN)}")
-            rows = list(reader)
+                raise FacilityImportError(
+                    f"{path}: missing column(s) {', '.join(missing)}; columns: {', '.join(KNOWN)}"
+                )
+            return list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FacilityImportError(f"cannot read {path}: {exc}") from exc
+
+
+async def import_csv(store: Store, path: str | Path, settings: Settings, *, progress: bool = True) -> dict[str, int]:
+    """All rows or none: a bad row stops the import before anything is written."""
+    rows = await asyncio.to_thread(read_rows, path)
 
     from tqdm import tqdm
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from intake.config import Settings
@@ -444,10 +444,9 @@ class Intake:
             "last_report_at": max(row["last_report_at"], p.report.received_at),
         }
         current = row_location(row)
-        best = match.better_location(current, p.location)
-        if best is not None and best is not current:
-            values.update(_location_columns(best, with_observed=False))
-            values["cell"] = geo.cell(best.lat, best.lon)
+        if p.location is not None and match.improves(current, p.location):
+            values.update(_location_columns(p.location, with_observed=False))
+            values["cell"] = geo.cell(p.location.lat, p.location.lon)
         if row["category"] == Category.UNKNOWN.value and p.category != Category.UNKNOWN:
             values["category"] = p.category.value
             values["priority"] = min(row["priority"], p.priority)
@@ -667,7 +666,9 @@ class Intake:
         assert merged is not None
         await self._publish(repo, "incident.merged", merged, now, extra={"into": target_id})
 
-    def _merge_values(self, target: dict[str, Any], source: dict[str, Any], moved: int, now: datetime) -> dict[str, Any]:
+    def _merge_values(
+        self, target: dict[str, Any], source: dict[str, Any], moved: int, now: datetime
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "updated_at": now,
             "report_count": target["report_count"] + moved,
@@ -679,11 +680,10 @@ class Intake:
             "text_tokens": sorted(set(target["text_tokens"] or []) | set(source["text_tokens"] or []))[:MAX_TOKENS],
             "kinds": list(dict.fromkeys([*(target["kinds"] or []), *(source["kinds"] or [])])),
         }
-        current = row_location(target)
-        best = match.better_location(current, row_location(source))
-        if best is not None and best is not current:
-            values.update(_location_columns(best, with_observed=False))
-            values["cell"] = geo.cell(best.lat, best.lon)
+        current, other = row_location(target), row_location(source)
+        if other is not None and match.improves(current, other):
+            values.update(_location_columns(other, with_observed=False))
+            values["cell"] = geo.cell(other.lat, other.lon)
         if target["category"] == Category.UNKNOWN.value and source["category"] != Category.UNKNOWN.value:
             values["category"] = source["category"]
         return values

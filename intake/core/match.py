@@ -11,6 +11,10 @@ explainable parts, each kept as a `Reason` so a call-taker can see why:
   reporter  +0.45           the same phone / chat already reported this incident
   text      +0.15 × Jaccard of the two texts' folded words (stop words left out)
 
+Place is a gate: two located reports too far apart (geo = 0) score 0 (a same
+reporter who moved at most reaches review), and without a location on one side
+a stranger's report counts half, so time and category alone never attach it.
+
 score >= attach → attach; review <= score < attach → a new incident flagged
 for a person ("possible duplicate of #n"); below → a new incident. A report of
 another category at the same place opens its own incident, linked to the
@@ -176,8 +180,16 @@ def score(subject: Subject, incident: IncidentView, policy: MatchPolicy = DEFAUL
             shown = ", ".join(sorted(common)[:6])
             reasons.append(Reason("text", policy.w_text * jaccard, f"{jaccard:.0%} of words shared ({shown})"))
 
+    same_reporter = bool(subject.reporter_key and subject.reporter_key in incident.reporter_keys)
     if not compatible:
         total = 0.0
+    elif dist is not None and geo == 0.0:
+        # Too far apart to be one event; a reporter who moved (fled the building) is for a person to judge.
+        total = min(total, policy.review) if same_reporter else 0.0
+        reasons.append(Reason("too_far", 0.0, "too far apart to be the same event"))
+    elif dist is None and not same_reporter:
+        # Nothing ties a stranger without a location to it but time and category: never enough alone.
+        total *= 0.5
     return Scored(incident.id, min(1.0, total), compatible, tuple(reasons), dist)
 
 
@@ -185,7 +197,8 @@ def decide(
     subject: Subject, candidates: list[IncidentView], policy: MatchPolicy = DEFAULT_POLICY
 ) -> Decision:
     scored = sorted(
-        (score(subject, c, policy) for c in candidates), key=lambda s: (-s.score, s.incident_id)
+        (score(subject, c, policy) for c in candidates),
+        key=lambda s: (-s.score, s.distance_m if s.distance_m is not None else math.inf, s.incident_id),
     )
     best = next((s for s in scored if s.compatible), None)
     related = _related(scored, policy)
@@ -216,9 +229,8 @@ def decide(
 def _related(scored: list[Scored], policy: MatchPolicy) -> Scored | None:
     """Another category's incident at (nearly) the same place: shown as linked."""
     for s in scored:
-        if not s.compatible and s.distance_m is not None:
-            if s.distance_m <= policy.radius_m[Category.UNKNOWN]:
-                return s
+        if not s.compatible and s.distance_m is not None and s.distance_m <= policy.radius_m[Category.UNKNOWN]:
+            return s
     return None
 
 
@@ -232,6 +244,14 @@ def _human_gap(gap: timedelta) -> str:
 
 
 # Location precedence ---------------------------------------------------------
+
+def improves(current: Location | None, new: Location | None) -> bool:
+    """Whether an incident should move to `new`: only for a strictly better fix (no churn on ties)."""
+    best = better_location(current, new)
+    if best is None or best is current:
+        return False
+    return current is None or best.source == LocationSource.CALLTAKER or best.accuracy_m < current.accuracy_m
+
 
 def better_location(current: Location | None, new: Location | None) -> Location | None:
     """The location an incident (or report) should show.
@@ -249,7 +269,6 @@ def better_location(current: Location | None, new: Location | None) -> Location 
         return new
     if new.accuracy_m < current.accuracy_m:
         return new
-    if new.accuracy_m == current.accuracy_m:
-        if current.observed_at is None or (new.observed_at is not None and new.observed_at >= current.observed_at):
-            return new
-    return current
+    same_accuracy = new.accuracy_m == current.accuracy_m
+    newer = current.observed_at is None or (new.observed_at is not None and new.observed_at >= current.observed_at)
+    return new if same_accuracy and newer else current

@@ -123,7 +123,7 @@ def prepare(
     if text:
         found = address.locate_text(text, default_province=default_province)
         if found is not None:
-            match, addr_loc = found
+            _, addr_loc = found
             address_label = addr_loc.label
             location = better_location(addr_loc, location) if location is not None else addr_loc
     return Prepared(

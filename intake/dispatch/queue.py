@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.core.model import Category, IncidentStatus
-from intake.pipeline import Intake, IngestError, NotFound, incident_payload
+from intake.pipeline import IngestError, Intake, NotFound, incident_payload
 from intake.store.repo import Repo
 
 
@@ -163,7 +163,7 @@ class Queue:
             raise Invalid("report_ids must name at least one report")
         now = self.now
         async with self.store.transaction() as repo:
-            row = await self._load(repo, incident_id)
+            await self._load(repo, incident_id)
             reports = {r["id"]: r for r in await repo.reports_of_incident(incident_id)}
             missing = [r for r in report_ids if r not in reports]
             if missing:

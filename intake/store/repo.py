@@ -36,7 +36,7 @@ from intake.store.tables import (
 OUTBOX_LOCK = 0x0B0C  # advisory lock taken just before writing outbox rows (see write_outbox)
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 
-__all__ = ["Repo", "IntegrityError", "incident_view", "row_location"]
+__all__ = ["IntegrityError", "Repo", "incident_view", "row_location"]
 
 
 def row_location(row: dict[str, Any], prefix: str = "") -> Location | None:
@@ -326,3 +326,9 @@ class Repo:
         return await self._one(
             select(api_tokens).where(api_tokens.c.token_sha256 == token_sha256, api_tokens.c.revoked_at.is_(None))
         )
+
+    # --- bulk (benchmarks, imports) ------------------------------------------------
+
+    async def bulk_insert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(incidents), list(rows))

@@ -76,8 +76,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(400, "invalid", str(exc))
     except IngestError as exc:
         return error_response(400, "invalid", str(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, "too_large", f"the body is larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return error_response(413, "too_large", f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
@@ -109,13 +110,13 @@ def actor_of(who: auth.Principal) -> Actor:
     return Actor(name=who.name, role=who.role, agency=who.agency)
 
 
-def _may_dispatch(who: auth.Principal, incident: dict[str, Any]) -> None:
-    if who.role != "dispatcher":
+def _may_dispatch(who: auth.Principal, incident: dict[str, Any], *, notified_may: bool = False) -> None:
+    """A dispatcher handles its own agency's incidents; agencies only notified may add notes."""
+    if who.role != "dispatcher" or incident["category"] == who.agency:
         return
-    if incident["category"] != who.agency and who.agency not in (incident["also_notify"] or []):
-        raise Forbidden(
-            f"dispatcher of {who.agency} may not act on a {incident['category']} incident"
-        )
+    if notified_may and who.agency in (incident["also_notify"] or []):
+        return
+    raise Forbidden(f"dispatcher of {who.agency} may not act on a {incident['category']} incident")
 
 
 # --- request helpers -----------------------------------------------------------------------
@@ -264,13 +265,13 @@ async def get_incident(request: web.Request) -> web.Response:
     return ok(data)
 
 
-async def _incident_for_action(request: web.Request, who: auth.Principal) -> int:
+async def _incident_for_action(request: web.Request, who: auth.Principal, *, notified_may: bool = False) -> int:
     incident_id = path_id(request)
     async with request.app[STORE].read() as repo:
         row = await repo.incident(incident_id)
     if row is None:
         raise NotFound(f"incident {incident_id} does not exist")
-    _may_dispatch(who, row)
+    _may_dispatch(who, row, notified_may=notified_may)
     return incident_id
 
 
@@ -330,7 +331,7 @@ async def split(request: web.Request) -> web.Response:
 
 async def notes(request: web.Request) -> web.Response:
     who = await principal(request, "calltaker", "dispatcher")
-    incident_id = await _incident_for_action(request, who)
+    incident_id = await _incident_for_action(request, who, notified_may=True)
     body = await read_json(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip() or len(text) > 5000:
@@ -375,7 +376,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                         "incident_id": row["incident_id"], "report_id": row["report_id"], "data": row["payload"],
                     }, dumps=_dumps)
                 if not rows:
-                    await store.outbox.wait(timeout=2.0)
+                    await store.outbox.wait(2.0)
         except ConnectionResetError:
             pass
         finally:

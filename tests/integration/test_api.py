@@ -210,7 +210,7 @@ async def test_claim_is_a_lease_and_a_second_claimer_gets_409(api: Api) -> None:
 
 async def test_a_dispatcher_acts_only_on_its_agency(api: Api) -> None:
     _, r = await api.report(FIRE)
-    status, body = await api.post(f"/api/v1/incidents/{r['incident_id']}/claim", role="police")
+    status, _ = await api.post(f"/api/v1/incidents/{r['incident_id']}/claim", role="police")
     assert status == 403
 
 
@@ -236,13 +236,13 @@ async def test_merge_and_split(api: Api) -> None:
     assert status == 200 and merged["id"] == a["incident_id"] and merged["report_count"] == 2
     _, gone = await api.get(f"/api/v1/incidents/{b['incident_id']}")
     assert gone["status"] == "merged" and gone["merged_into"] == a["incident_id"]
-    status, body = await api.post(f"/api/v1/incidents/{a['incident_id']}/merge", {"into": "x"})
+    status, _ = await api.post(f"/api/v1/incidents/{a['incident_id']}/merge", {"into": "x"})
     assert status == 400
     status, new = await api.post(f"/api/v1/incidents/{a['incident_id']}/split", {"report_ids": [b["report_id"]]})
     assert status == 201 and new["report_count"] == 1 and new["id"] not in (a["incident_id"], b["incident_id"])
     _, kept = await api.get(f"/api/v1/incidents/{a['incident_id']}")
     assert kept["report_count"] == 1 and [x["id"] for x in kept["reports"]] == [a["report_id"]]
-    status, body = await api.post(f"/api/v1/incidents/{a['incident_id']}/split", {"report_ids": [a["report_id"]]})
+    status, _ = await api.post(f"/api/v1/incidents/{a['incident_id']}/split", {"report_ids": [a["report_id"]]})
     assert status == 400  # a split must leave a report behind
 
 
@@ -250,7 +250,7 @@ async def test_notes_are_audited(api: Api) -> None:
     _, r = await api.report(FIRE)
     status, _ = await api.post(f"/api/v1/incidents/{r['incident_id']}/notes", {"text": "caller on the 3rd floor"})
     assert status == 201
-    status, body = await api.post(f"/api/v1/incidents/{r['incident_id']}/notes", {"text": ""})
+    status, _ = await api.post(f"/api/v1/incidents/{r['incident_id']}/notes", {"text": ""})
     assert status == 400
     _, detail = await api.get(f"/api/v1/incidents/{r['incident_id']}")
     assert detail["events"][-1]["kind"] == "note"
@@ -272,7 +272,7 @@ async def test_stream_pushes_live_and_resumes_without_gap_or_duplicate(api: Api)
     hello = await ws.receive_json()
     assert hello == {"type": "hello", "cursor": 0}
     _, r1 = await api.report({"text": "cháy nhà", "lat": 21.0, "lon": 105.8})
-    _, r2 = await api.report({"text": "cháy nhà", "lat": 21.0, "lon": 105.8001})
+    await api.report({"text": "cháy nhà", "lat": 21.0, "lon": 105.8001})
     first = await _read_events(ws, 2)
     assert [e["kind"] for e in first] == ["incident.opened", "incident.updated"]
     await ws.close()
