@@ -8,9 +8,10 @@ Only then does the caller tell the reporter "received".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,13 @@ from intake.core.model import (
     Evidence,
     Facility,
     IncidentStatus,
+    IncidentView,
     Location,
     LocationSource,
     Outcome,
     ReportIn,
 )
-from intake.core.prepare import Prepared, prepare
+from intake.core.prepare import Prepared, payload_digest, prepare
 from intake.store import Store
 from intake.store.repo import IntegrityError, Repo, incident_view, row_location
 
@@ -198,6 +200,162 @@ def report_payload(row: dict[str, Any], *, with_raw: bool = False) -> dict[str, 
     return out
 
 
+#: Incident columns the matching step may change when a report joins.
+_MATCH_COLUMNS = (
+    "updated_at", "last_report_at", "lat", "lon", "accuracy_m", "location_source", "location_label", "ward_code",
+    "cell", "category", "priority", "reporter_keys", "text_tokens", "kinds", "summary",
+)
+
+#: Columns a new incident starts with besides what matching sets (for its first push, before it is read back).
+_INCIDENT_DEFAULTS: dict[str, Any] = {
+    "closed_at": None, "merged_into": None, "lease_holder": None, "lease_expires_at": None, "acked_by": None,
+    "acked_at": None, "closed_by": None, "close_reason": None, "version": 1,
+}
+
+
+def _real(value: int | None, real: dict[int, int]) -> int | None:
+    """Temporary (negative) ids of incidents opened in this group → their stored ids."""
+    if value is None or value > 0:
+        return value
+    return real.get(value, value)
+
+
+_ID_KEYS = frozenset({"incident_id", "possible_duplicate_of", "review_of", "related_id"})
+
+
+def _resolve_ids(data: Any, real: dict[int, int]) -> Any:
+    """Replace temporary incident ids inside reasons and event data."""
+    if isinstance(data, list):
+        return [_resolve_ids(x, real) for x in data]
+    if isinstance(data, dict):
+        return {k: _real(v, real) if k in _ID_KEYS and isinstance(v, int) else _resolve_ids(v, real)
+                for k, v in data.items()}
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    prepared: Prepared
+    facility: Facility | None
+
+
+class _Candidates:
+    """The incidents a group of reports may match, indexed by search cell and reporter.
+
+    Rows are updated in place as reports of the group attach, so a report sees
+    the incidents the earlier reports of its own group opened or moved.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+        self._by_cell: dict[str, set[int]] = {}
+        self._by_reporter: dict[str, set[int]] = {}
+        self._views: dict[int, IncidentView] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows[row["id"]] = row
+        self._index(row)
+
+    def _index(self, row: dict[str, Any]) -> None:
+        if row["cell"]:
+            self._by_cell.setdefault(row["cell"], set()).add(row["id"])
+        for key in row["reporter_keys"] or ():
+            self._by_reporter.setdefault(key, set()).add(row["id"])
+
+    def changed(self, row: dict[str, Any], old: dict[str, Any]) -> None:
+        self._views.pop(row["id"], None)
+        if old["cell"] != row["cell"] and old["cell"]:
+            self._by_cell[old["cell"]].discard(row["id"])
+        self._index(row)
+
+    def for_report(self, p: Prepared, cells: list[str], since: datetime, policy: match.MatchPolicy
+                   ) -> list[IncidentView]:
+        ids: set[int] = set()
+        for c in cells:
+            ids |= self._by_cell.get(c, set())
+        if p.reporter_key:
+            ids |= self._by_reporter.get(p.reporter_key, set())
+        out = []
+        for i in sorted(ids):
+            row = self.rows[i]
+            if row["status"] not in ("open", "acknowledged") or row["last_report_at"] < since:
+                continue
+            view = self._views.get(i)
+            if view is None:
+                view = self._views[i] = incident_view(row)
+            far = (p.location is not None and view.location is not None
+                   and match.beyond_reach(p.location, view.location, view.category, policy))
+            if far and p.reporter_key not in view.reporter_keys:
+                continue  # scores 0 on place: not worth scoring
+            out.append(view)
+        return out
+
+
+@dataclass(slots=True)
+class _Entry:
+    item: Pending
+    result: asyncio.Future[IngestResult]
+    lead: asyncio.Future[None]  # set when this caller is to take over running groups
+
+
+class GroupCommit:
+    """Runs submitted items in groups, first come first served, with no background task.
+
+    The caller who finds nobody running groups leads: it runs group after group
+    until its own item is done, then hands the lead to the oldest waiting caller.
+    Every caller gets its own result or exception.
+    """
+
+    def __init__(self, run: Callable[[list[Pending]], Awaitable[list[IngestResult | Exception]]],
+                 max_group: int = 128) -> None:
+        self._run = run
+        self._max = max_group
+        self._pending: list[_Entry] = []
+        self._leading = False
+
+    async def submit(self, item: Pending) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        entry = _Entry(item, loop.create_future(), loop.create_future())
+        self._pending.append(entry)
+        if not self._leading:
+            self._leading = True
+            entry.lead.set_result(None)
+        while not entry.result.done():
+            await asyncio.wait({entry.result, entry.lead}, return_when=asyncio.FIRST_COMPLETED)
+            if entry.lead.done() and not entry.result.done():
+                await self._lead_until(entry)
+        return entry.result.result()
+
+    async def _lead_until(self, entry: _Entry) -> None:
+        try:
+            while not entry.result.done() and self._pending:
+                group, self._pending = self._pending[: self._max], self._pending[self._max :]
+                await self._one_group(group)
+        finally:
+            if self._pending:
+                self._pending[0].lead.set_result(None)
+            else:
+                self._leading = False
+
+    async def _one_group(self, group: list[_Entry]) -> None:
+        try:
+            results = await self._run([e.item for e in group])
+        except BaseException as exc:
+            for e in group:
+                if not e.result.done():
+                    e.result.set_exception(exc if isinstance(exc, Exception) else RuntimeError("ingest cancelled"))
+            raise
+        for e, result in zip(group, results, strict=True):
+            if e.result.done():
+                continue
+            if isinstance(result, Exception):
+                e.result.set_exception(result)
+            else:
+                e.result.set_result(result)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -240,6 +398,7 @@ class Intake:
         self.settings = settings or Settings()
         self.clock = clock
         self.policy = policy
+        self._group = GroupCommit(self._ingest_group)
 
     # --- the one road ----------------------------------------------------------
 
@@ -263,28 +422,20 @@ class Intake:
         return facility_from_row(row)
 
     async def ingest(self, report: ReportIn) -> IngestResult:
+        """Store a report and match it to an incident; returns once it is durable.
+
+        Reports arriving together are committed together (group commit): one
+        transaction, a handful of statements and one fsync for the whole group.
+        """
         if report.received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
-        # Fast path for retried deliveries: no classification, no write lock.
-        async with self.store.read() as repo:
-            existing = await repo.report_by_ref(report.channel, report.channel_ref)
-            facility = await self._facility_for(repo, report) if existing is None else None
-        if existing is not None:
-            return self._duplicate(existing, report)
-        prepared = self._prepare(report, facility)
-        try:
-            return await self._ingest_prepared(prepared, facility)
-        except IntegrityError:
-            # Another node stored the same (channel, channel_ref) between our check and our insert.
+        facility = None
+        if report.device_id or report.facility_id is not None:
             async with self.store.read() as repo:
-                existing = await repo.report_by_ref(report.channel, report.channel_ref)
-            if existing is None:
-                raise
-            return self._duplicate(existing, report)
+                facility = await self._facility_for(repo, report)
+        return await self._group.submit(Pending(self._prepare(report, facility), facility))
 
     def _duplicate(self, row: dict[str, Any], report: ReportIn) -> IngestResult:
-        from intake.core.prepare import payload_digest
-
         if row["payload_sha256"] != payload_digest(report):
             raise IdempotencyConflict(
                 f"{report.channel} reference {report.channel_ref!r} was already used for a different report "
@@ -301,58 +452,193 @@ class Intake:
             location=location_dict(row_location(row)),
         )
 
-    async def _ingest_prepared(self, p: Prepared, facility: Facility | None) -> IngestResult:
-        r = p.report
-        now = self.clock()
-        async with self.store.transaction() as repo:
-            await repo.lock_key(_ref_lock_key(r.channel, r.channel_ref))
-            existing = await repo.report_by_ref(r.channel, r.channel_ref)
-            if existing is not None:
-                return self._duplicate(existing, r)
-            candidates = await self._candidates(repo, p)
-            decision = match.decide(p.subject(), candidates, self.policy)
+    async def _ingest_group(self, group: list[Pending]) -> list[IngestResult | Exception]:
+        try:
+            return await self._ingest_batch(group)
+        except IntegrityError:
+            if len(group) == 1:
+                # Another node stored the same (channel, channel_ref) between our check and our insert.
+                report = group[0].prepared.report
+                async with self.store.read() as repo:
+                    existing = await repo.report_by_ref(report.channel, report.channel_ref)
+                if existing is None:
+                    raise
+                return [self._duplicate(existing, report)]
+        # One bad apple must not spoil the others: retry one by one.
+        results: list[IngestResult | Exception] = []
+        for item in group:
+            try:
+                results.extend(await self._ingest_group([item]))
+            except Exception as exc:  # reported to that item's caller, not swallowed
+                results.append(exc)
+        return results
 
-            report_values = self._report_columns(p, facility, now)
-            report_values["match"] = {
-                "outcome": decision.outcome.value,
-                "score": round(decision.score, 3),
-                "reasons": decision.reasons_data(),
-            }
+    async def _ingest_batch(self, group: list[Pending]) -> list[IngestResult | Exception]:
+        now = self.clock()
+        results: list[IngestResult | Exception | None] = [None] * len(group)
+        async with self.store.transaction() as repo:
+            refs = [(g.prepared.report.channel, g.prepared.report.channel_ref) for g in group]
+            await repo.lock_keys(_ref_lock_key(*ref) for ref in refs)
+            stored = {(r["channel"], r["channel_ref"]): r for r in await repo.reports_by_refs(refs)}
+            fresh: list[int] = []
+            first_of_ref: dict[tuple[str, str], int] = {}
+            for i, (g, ref) in enumerate(zip(group, refs, strict=True)):
+                if ref in stored:
+                    results[i] = self._safe_duplicate(stored[ref], g.prepared.report)
+                elif ref in first_of_ref:
+                    results[i] = None  # resolved below, as a retry of the earlier item in this group
+                else:
+                    first_of_ref[ref] = i
+                    fresh.append(i)
+            if fresh:
+                await self._match_and_store(repo, group, fresh, results, now)
+        for i, (g, ref) in enumerate(zip(group, refs, strict=True)):
+            if results[i] is None:
+                first = results[first_of_ref[ref]]
+                if isinstance(first, IngestResult):
+                    if payload_digest(group[first_of_ref[ref]].prepared.report) != payload_digest(g.prepared.report):
+                        results[i] = IdempotencyConflict(
+                            f"{ref[0]} reference {ref[1]!r} was already used for a different report")
+                    else:
+                        results[i] = replace(first, outcome=Outcome.DUPLICATE, reasons=[
+                            {"code": "duplicate", "points": 0, "detail": "this delivery was already stored"}])
+                else:
+                    results[i] = first
+        return [r for r in results if r is not None]
+
+    def _safe_duplicate(self, row: dict[str, Any], report: ReportIn) -> IngestResult | Exception:
+        try:
+            return self._duplicate(row, report)
+        except IdempotencyConflict as exc:
+            return exc
+
+    async def _match_and_store(
+        self, repo: Repo, group: list[Pending], fresh: list[int], results: list[IngestResult | Exception | None],
+        now: datetime,
+    ) -> None:
+        items = [group[i].prepared for i in fresh]
+        cells_of = [geo.search_cells(p.location.lat, p.location.lon) if p.location else [] for p in items]
+        since = min(p.report.received_at for p in items) - self.policy.stale
+        await repo.lock_keys(geo.cell_lock_key(c) for cells in cells_of for c in cells)
+        found = _Candidates(await repo.match_candidates(
+            [c for cells in cells_of for c in cells], [p.reporter_key for p in items if p.reporter_key], since))
+        state = found.rows
+        before = {i: dict(row) for i, row in state.items()}
+        added: dict[int, int] = {}
+        new_ids: list[int] = []  # temporary ids (negative) of incidents opened in this group, in order
+        report_rows: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []  # incident_id / report_id may be temporary: resolved after insert
+        pushes: list[dict[str, Any]] = []
+        decisions: list[match.Decision] = []
+        for n, (p, cells) in enumerate(zip(items, cells_of, strict=True)):
+            views = found.for_report(p, cells, p.report.received_at - self.policy.stale, self.policy)
+            decision = match.decide(p.subject(), views, self.policy)
+            decisions.append(decision)
+            rep = self._report_columns(p, group[fresh[n]].facility, now)
+            rep["match"] = {"outcome": decision.outcome.value, "score": round(decision.score, 3),
+                            "reasons": decision.reasons_data()}
             if decision.outcome == Outcome.ATTACHED:
                 assert decision.incident_id is not None
                 incident_id = decision.incident_id
-                report_values["incident_id"] = incident_id
-                report_id = await repo.insert_report(report_values)
-                await self._attach(repo, incident_id, report_id, p, decision, now)
+                row = state[incident_id]
+                old = dict(row)
+                row.update(self._absorb(row, p, now))
+                row["report_count"] += 1
+                found.changed(row, old)
+                if incident_id > 0:
+                    added[incident_id] = added.get(incident_id, 0) + 1
+                events.append(self._event(incident_id, "report_attached", n, now, {
+                    "score": round(decision.score, 3), "reasons": decision.reasons_data(),
+                    "channel": p.report.channel}))
+                events.extend(self._change_events(old, row, n, now))
+                kind = "incident.updated"
             else:
-                incident_id = await repo.insert_incident(self._new_incident_columns(p, decision, now))
-                report_values["incident_id"] = incident_id
-                report_id = await repo.insert_report(report_values)
-                await repo.add_event(
-                    incident_id, "opened", actor=SYSTEM, at=now, report_id=report_id,
-                    data={"reasons": decision.reasons_data(), "channel": r.channel, "category": p.category.value},
-                )
+                incident_id = -(len(new_ids) + 1)
+                new_ids.append(incident_id)
+                found.add({**_INCIDENT_DEFAULTS, **self._new_incident_columns(p, decision, now), "id": incident_id})
+                events.append(self._event(incident_id, "opened", n, now, {
+                    "reasons": decision.reasons_data(), "channel": p.report.channel, "category": p.category.value}))
                 if decision.outcome == Outcome.REVIEW:
-                    await repo.add_event(
-                        incident_id, "review_flagged", actor=SYSTEM, at=now, report_id=report_id,
-                        data={"possible_duplicate_of": decision.incident_id, "score": round(decision.score, 3)},
-                    )
-            incident = await repo.incident(incident_id)
-            assert incident is not None
-            kind = "incident.opened" if decision.outcome != Outcome.ATTACHED else "incident.updated"
-            await self._publish(repo, kind, incident, now, report_id=report_id, extra={
-                "report": {"id": report_id, "channel": r.channel, "outcome": decision.outcome.value}})
-        return IngestResult(
-            report_id=report_id,
-            incident_id=incident_id,
-            outcome=decision.outcome,
-            category=p.category,
-            confidence=p.classification.confidence,
-            needs_review=p.classification.needs_review or decision.outcome == Outcome.REVIEW,
-            reasons=decision.reasons_data(),
-            related_incident_id=decision.related_incident_id,
-            location=location_dict(p.location),
-        )
+                    events.append(self._event(incident_id, "review_flagged", n, now, {
+                        "possible_duplicate_of": decision.incident_id, "score": round(decision.score, 3)}))
+                kind = "incident.opened"
+            rep["incident_id"] = incident_id
+            report_rows.append(rep)
+            pushes.append({"kind": kind, "incident": dict(state[incident_id]), "report": n,
+                           "channel": p.report.channel, "outcome": decision.outcome.value})
+
+        # Write: new incidents, then reports, then updates, events and pushes, each in one statement.
+        real: dict[int, int] = {}
+        new_rows = [{k: v for k, v in state[t].items() if k != "id"} for t in new_ids]
+        for row in new_rows:
+            for key in ("review_of", "related_id"):
+                if row[key] is not None and row[key] < 0:
+                    row[key] = None  # points into this group: set once its id is known
+        for t, real_id in zip(new_ids, await repo.insert_incidents(new_rows), strict=True):
+            real[t] = real_id
+        fixups = [
+            {"b_id": real[t], "review_of": _real(state[t]["review_of"], real),
+             "related_id": _real(state[t]["related_id"], real)}
+            for t in new_ids
+            if (state[t]["review_of"] or 0) < 0 or (state[t]["related_id"] or 0) < 0
+        ]
+        await repo.update_incidents(fixups)
+        for rep in report_rows:
+            rep["incident_id"] = _real(rep["incident_id"], real)
+        report_ids = await repo.insert_reports(report_rows)
+        await repo.update_incidents([
+            {"b_id": i, "b_added": added.get(i, 0), **{k: state[i][k] for k in _MATCH_COLUMNS}}
+            for i in sorted(i for i in state if i > 0 and state[i] != before[i])
+        ], add_reports=True)
+        for ev in events:
+            ev["incident_id"] = _real(ev["incident_id"], real)
+            ev["report_id"] = report_ids[ev["report_id"]]
+            ev["data"] = _resolve_ids(ev["data"], real)
+        await repo.add_events(events)
+        outbox_rows = []
+        for push in pushes:
+            incident = push["incident"]
+            incident["id"] = _real(incident["id"], real)
+            for key in ("review_of", "related_id"):
+                incident[key] = _real(incident[key], real)
+            report_id = report_ids[push["report"]]
+            outbox_rows.append({
+                "at": now, "topic": "incident", "kind": push["kind"], "incident_id": incident["id"],
+                "report_id": report_id,
+                "payload": {"incident": incident_payload(incident),
+                            "report": {"id": report_id, "channel": push["channel"], "outcome": push["outcome"]}},
+            })
+        await repo.write_outbox(outbox_rows)
+        for n, (i, p, decision) in enumerate(zip(fresh, items, decisions, strict=True)):
+            results[i] = IngestResult(
+                report_id=report_ids[n],
+                incident_id=report_rows[n]["incident_id"],
+                outcome=decision.outcome,
+                category=p.category,
+                confidence=p.classification.confidence,
+                needs_review=p.classification.needs_review or decision.outcome == Outcome.REVIEW,
+                reasons=_resolve_ids(decision.reasons_data(), real),
+                related_incident_id=_real(decision.related_incident_id, real),
+                location=location_dict(p.location),
+            )
+
+    @staticmethod
+    def _event(incident_id: int, kind: str, report_index: int, now: datetime, data: dict[str, Any]
+               ) -> dict[str, Any]:
+        return {"incident_id": incident_id, "kind": kind, "actor": SYSTEM, "at": now, "report_id": report_index,
+                "data": data}
+
+    def _change_events(self, old: dict[str, Any], new: dict[str, Any], report_index: int, now: datetime
+                       ) -> list[dict[str, Any]]:
+        out = []
+        if old["category"] != new["category"]:
+            out.append(self._event(old["id"], "category_changed", report_index, now,
+                                   {"from": old["category"], "to": new["category"]}))
+        if (old["lat"], old["lon"]) != (new["lat"], new["lon"]):
+            out.append(self._event(old["id"], "location_changed", report_index, now, {
+                "from": [old["lat"], old["lon"], old["accuracy_m"]],
+                "to": [new["lat"], new["lon"], new["accuracy_m"]], "source": new["location_source"]}))
+        return out
 
     async def _candidates(self, repo: Repo, p: Prepared, exclude: int | None = None) -> list[Any]:
         since = p.report.received_at - self.policy.stale
@@ -422,20 +708,6 @@ class Intake:
             "reporter_keys": [p.reporter_key] if p.reporter_key else [],
             "text_tokens": sorted(p.tokens)[:MAX_TOKENS],
         }
-
-    async def _attach(
-        self, repo: Repo, incident_id: int, report_id: int, p: Prepared, decision: match.Decision, now: datetime
-    ) -> None:
-        row = await repo.incident(incident_id, for_update=True)
-        assert row is not None
-        values = self._absorb(row, p, now)
-        values["report_count"] = row["report_count"] + 1
-        await repo.update_incident(incident_id, values)
-        await repo.add_event(
-            incident_id, "report_attached", actor=SYSTEM, at=now, report_id=report_id,
-            data={"score": round(decision.score, 3), "reasons": decision.reasons_data(), "channel": p.report.channel},
-        )
-        await self._changed_events(repo, row, values, now, report_id)
 
     def _absorb(self, row: dict[str, Any], p: Prepared, now: datetime) -> dict[str, Any]:
         """What an incident takes from a report that joins it."""

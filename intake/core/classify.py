@@ -11,7 +11,9 @@ Data (read once at import, from ``intake/core/data``):
   device_codes.toml    Contact ID / SIA event codes → category, kind, event type
 
 Text matching: the text is split into words and folded exactly as `textnorm.folded_words` does;
-phrases are matched on whole folded words, longest first, and a match consumes its words.
+phrases are matched on whole folded words, without overlap: the reading that covers the most
+words with the fewest phrases, then the heaviest, wins ("đâm xe" is a crash, its "đâm" is not
+also a stabbing; "người chết đuối" is a drowning, not "người chết").
 Folding merges distinct words ("cháy" fire / "chạy" run / "chảy" flow); for the folded words
 listed as ambiguous, the word as typed must be the table's spelling or carry no diacritics at
 all; typed bare, the phrase's (lower) `unaccented_weight` applies. A phrase is negated when a
@@ -32,7 +34,7 @@ a quarter: k = w_max + 0.25 × Σ other weights. Phrases of no kind (generic wor
 
 The winner W has the highest lead (ties: fire, police, medical). Then
 
-    S_W        = lead_W + cond_W                      (the winner's own conditions support it)
+    S_W        = lead_W (+ cond_W if left out of it)  (the winner's own conditions support it)
     rival      = Σ_{c ≠ W} lead_c × d_c,  d_c = 0.5 when c is an agency the winner's kinds notify
                  anyway (medical dialled for a crash: expected, half a rival), else 1
     share      = S_W / (S_W + rival)                  how one-sided the evidence is
@@ -40,10 +42,14 @@ The winner W has the highest lead (ties: fire, police, medical). Then
     confidence = share × strength                     in 0..1
 
 One decisive phrase (3.0) alone gives 0.78, a dialled 114 alone 0.63, a bare ambiguous word
-(1.0) alone 0.39, "cháy nhà" dialled to 115 0.58. Below `threshold` the category is UNKNOWN and `needs_review` is set; the
-evidence and kinds are still returned, `also_notify` is then empty (nothing is routed without
-a person). `kinds` lists the incident kinds scoring at least 1.0, strongest first;
-`also_notify` is every agency those kinds route to (primary or also), less the winner.
+(1.0) alone 0.39, "cháy nhà" dialled to 115 0.58.
+
+Below `threshold` the category is UNKNOWN and `needs_review` is set; the evidence and kinds are
+still returned, `also_notify` is then empty (nothing is routed without a person). `kinds` lists
+the incident kinds scoring at least 1.0, strongest first; `also_notify` is every agency that the
+kinds scoring at least 2.0 route to (primary or also), less the winner: another agency is only
+called out on solid evidence, not on a bare ambiguous word ("ten cuop chay roi": the robber ran
+away, or is something burning?).
 """
 
 from __future__ import annotations
@@ -56,9 +62,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 from intake.core.model import AGENCIES, Category, Classification, Evidence
+from intake.core.phone import dialled_line
 from intake.core.textnorm import fold, nfc
 
 __all__ = ["ROUTES", "THRESHOLD", "DeviceCode", "Route", "classify", "device_code_info"]
@@ -74,13 +81,13 @@ DEVICE_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
 STRENGTH_SCALE: Final = 2.0  # τ in strength = 1 − exp(−S/τ)
 COMPANION_DISCOUNT: Final = 0.5
 KIND_MIN: Final = 1.0  # a kind is reported when its score reaches this
+NOTIFY_MIN: Final = 2.0  # ... and its agencies are notified when it reaches this
 
 EventType = Literal["alarm", "restoral", "test", "trouble", "heartbeat", "other"]
 _EVENT_TYPES: Final = frozenset(DEVICE_WEIGHTS)
 _DIALLED: Final[Mapping[str, Category]] = MappingProxyType(
     {"113": Category.POLICE, "114": Category.FIRE, "115": Category.MEDICAL}
 )
-_SHORT_CODES: Final = frozenset({"112", "113", "114", "115"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +98,7 @@ class DeviceCode:
     scheme: str  # 'CID' | 'SIA'
     category: Category | None  # None: the event says nothing about an emergency (tests, troubles)
     kind: str | None  # incident kind (routing.toml) or a device-side kind ('test', 'power', ...)
-    event_type: str  # 'alarm' | 'restoral' | 'test' | 'trouble' | 'heartbeat' | 'other'
+    event_type: EventType  # only 'alarm' opens an incident
     description: str
 
 
@@ -146,9 +153,18 @@ ROUTES: Final = _load_routes()
 
 _SEGMENT: Final = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
 _ASCII_WORD: Final = re.compile(r"[0-9a-z]+")
-_CLAUSE_END: Final = frozenset(".,;:!?…()[]{}|/\"“”–—\n\r")
+_CLAUSE_END: Final = frozenset('.,;:!?…()[]{}|/"“”–—\n\r')
 _SENTENCE_END: Final = frozenset(".!?…\n\r")
-_fold_word: Final = lru_cache(maxsize=16384)(fold)
+
+
+@lru_cache(maxsize=16384)
+def _fold_segment(seg: str) -> tuple[tuple[str, ...], bool | None]:
+    """A typed segment's folded words and whether it was typed bare (no diacritics); None when
+    it does not fold to exactly one a-z/0-9 word (letters folding cannot map to a-z)."""
+    folded = fold(seg)
+    if _ASCII_WORD.fullmatch(folded):
+        return (folded,), seg.replace("đ", "d") == folded
+    return tuple(_ASCII_WORD.findall(folded)), None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,21 +184,21 @@ def _split(text: str) -> list[_Tok]:
     clause = sentence = 0
     pos = 0
     for m in _SEGMENT.finditer(low):
-        if out:
-            gap = low[pos : m.start()]
-            if any(ch in _SENTENCE_END for ch in gap):
+        start = m.start()
+        if out and (start - pos != 1 or low[pos] != " "):  # a lone space is the common gap
+            gap = low[pos:start]
+            if not _SENTENCE_END.isdisjoint(gap):
                 sentence += 1
                 clause += 1
-            elif any(ch in _CLAUSE_END for ch in gap):
+            elif not _CLAUSE_END.isdisjoint(gap):
                 clause += 1
         pos = m.end()
         seg = m.group()
-        folded = _fold_word(seg)
-        if _ASCII_WORD.fullmatch(folded):
-            bare = seg.replace("đ", "d") == folded
-            out.append(_Tok(folded, seg, bare, len(out), clause, sentence))
-        else:  # letters folding cannot map to a-z, or marks splitting the segment
-            for part in _ASCII_WORD.findall(folded):
+        words, bare = _fold_segment(seg)
+        if bare is not None:
+            out.append(_Tok(words[0], seg, bare, len(out), clause, sentence))
+        else:
+            for part in words:
                 out.append(_Tok(part, part, True, len(out), clause, sentence))
     return out
 
@@ -200,7 +216,8 @@ class _Phrase(Generic[P]):
     payload: P
 
 
-_Index = dict[str, tuple[_Phrase[P], ...]]
+# first word → second word (None: one-word phrases) → phrases, longest first
+_Index = dict[str, dict[str | None, tuple[_Phrase[P], ...]]]
 _Match = tuple[int, int, P, bool]  # start, end (exclusive), payload, typed bare
 
 
@@ -236,9 +253,17 @@ def _scan(
     # take[i]: the phrase that segmentation starts with at i (None: word i is skipped)
     best: list[tuple[int, int, float]] = [(0, 0, 0.0)] * (n + 1)
     take: list[_Match[P] | None] = [None] * (n + 1)
+    none: tuple[_Phrase[P], ...] = ()
     for i in range(n - 1, -1, -1):
-        best[i] = best[i + 1]
-        for phrase in index.get(words[i], ()):
+        top: tuple[int, int, float] | None = None
+        table = index.get(words[i])
+        if table is None:
+            candidates = none
+        elif i + 1 < n and words[i + 1] in table:
+            candidates = table[words[i + 1]] + table.get(None, none)
+        else:
+            candidates = table.get(None, none)
+        for phrase in candidates:
             end = i + len(phrase.words)
             if end > n or words[i:end] != phrase.words:
                 continue
@@ -250,9 +275,14 @@ def _scan(
                 continue
             covered, count, total = best[end]
             option = (covered + end - i, count - 1, total + weight)
-            if option > best[i]:
-                best[i] = option
+            if top is None or option > top:  # equal: the table's first phrase stays
+                top = option
                 take[i] = (i, end, phrase.payload, bare)
+        if top is None or top < best[i + 1]:  # equal: the phrase starting here (leftmost) wins
+            best[i] = best[i + 1]
+            take[i] = None
+        else:
+            best[i] = top
     out: list[_Match[P]] = []
     i = 0
     while i < n:
@@ -287,12 +317,16 @@ class _IndexBuilder(Generic[P]):
         self._phrases.append(phrase)
 
     def build(self) -> _Index[P]:
-        by_first: dict[str, list[_Phrase[P]]] = {}
+        index: dict[str, dict[str | None, list[_Phrase[P]]]] = {}
         for phrase in self._phrases:
-            by_first.setdefault(phrase.words[0], []).append(phrase)
+            second = phrase.words[1] if len(phrase.words) > 1 else None
+            index.setdefault(phrase.words[0], {}).setdefault(second, []).append(phrase)
         # longest first; list.sort is stable, so equal lengths keep the table's order (which wins
         # a tie: the first phrase with the best score is kept)
-        return {w: tuple(sorted(ps, key=lambda p: -len(p.words))) for w, ps in by_first.items()}
+        return {
+            first: {second: tuple(sorted(ps, key=lambda p: -len(p.words))) for second, ps in table.items()}
+            for first, table in index.items()
+        }
 
 
 # ------------------------------------------------------------------------------ term tables ----
@@ -333,7 +367,11 @@ def _load_tables() -> _Tables:
     terms: _IndexBuilder[_Term] = _IndexBuilder(ambiguous, "classify_terms")
     for n, group in enumerate(data["group"]):
         where = f"classify_terms group {n + 1}"
-        role: Role = "neutral" if group.get("neutral") else "false_alarm" if group.get("false_alarm") else "term"
+        role: Role = "term"
+        if group.get("neutral"):
+            role = "neutral"
+        elif group.get("false_alarm"):
+            role = "false_alarm"
         kind = group.get("kind")
         if kind is not None:
             if kind not in ROUTES:
@@ -395,7 +433,7 @@ _TABLES: Final = _load_tables()
 class _DeviceRow:
     category: Category | None
     kind: str | None
-    event_type: str
+    event_type: EventType
     description: str
 
 
@@ -405,17 +443,22 @@ def _device_row(row: Mapping[str, Any], where: str) -> _DeviceRow:
         raise ValueError(f"{where}: unknown event type {event_type!r}")
     category = _agency(row["category"], where) if "category" in row else None
     kind = row.get("kind")
-    return _DeviceRow(category, None if kind is None else str(kind), event_type, str(row["description"]))
+    return _DeviceRow(
+        category, None if kind is None else str(kind), cast(EventType, event_type), str(row["description"])
+    )
 
 
-def _load_devices() -> tuple[Mapping[str, _DeviceRow], tuple[tuple[int, int, _DeviceRow], ...], Mapping[str, _DeviceRow]]:
+_CidRanges = tuple[tuple[int, int, _DeviceRow], ...]
+
+
+def _load_devices() -> tuple[Mapping[str, _DeviceRow], _CidRanges, Mapping[str, _DeviceRow]]:
     data = _read_toml("device_codes.toml")
     cid = {str(code): _device_row(row, f"device_codes cid {code}") for code, row in data["cid"].items()}
     ranges = tuple(
         (int(r["from"]), int(r["to"]), _device_row(r, f"device_codes cid_ranges {r['from']}"))
         for r in data.get("cid_ranges", ())
     )
-    sia = {str(code).upper(): _device_row(row, f"device_codes sia {code}") for code, row in data["sia"].items()}
+    sia = {str(c).upper(): _device_row(row, f"device_codes sia {c}") for c, row in data["sia"].items()}
     return MappingProxyType(cid), ranges, MappingProxyType(sia)
 
 
@@ -446,10 +489,12 @@ def device_code_info(code: str) -> DeviceCode | None:
             row = next((r for lo, hi, r in _CID_RANGES if lo <= number <= hi), None)
             if row is None:
                 return None
-        event_type, description = row.event_type, row.description
+        event_type: EventType = row.event_type
+        description = row.description
         if qualifier == "3":
             if event_type in ("alarm", "trouble"):
-                event_type, description = "restoral", f"{description} (restore)"
+                event_type = "restoral"
+                description = f"{description} (restore)"
             elif event_type == "other":
                 description = f"{description} (close / arm)"
         elif qualifier == "6":
@@ -464,16 +509,6 @@ def device_code_info(code: str) -> DeviceCode | None:
             return None
         return DeviceCode(m.group(1), "SIA", row.category, row.kind, row.event_type, row.description)
     return None
-
-
-def _short_code(number: str | None) -> str | None:
-    """'114', '+84 114', '0114' → '114'; a subscriber number → None."""
-    if not number:
-        return None
-    digits = re.sub(r"\D", "", number)
-    if len(digits) < 3 or digits[-3:] not in _SHORT_CODES or digits[:-3] not in ("", "0", "84"):
-        return None
-    return digits[-3:]
 
 
 # ------------------------------------------------------------------------------ classifying ----
@@ -580,12 +615,12 @@ def _priors(
             weight = DEVICE_WEIGHTS[info.event_type]
             if info.category is not None and weight > 0:
                 evidence.append(Evidence(term, info.category, weight, "device", kind=info.kind))
-                if info.event_type == "alarm" and info.kind in ROUTES:
+                if info.event_type == "alarm" and info.kind is not None and info.kind in ROUTES:
                     kinds.append((info.kind, weight))
             else:  # tests, heartbeats, troubles of no category: listed, weightless
                 evidence.append(Evidence(term, Category.UNKNOWN, 0.0, "device", kind=info.kind))
-    code = _short_code(dialled_number)
-    if code in _DIALLED:
+    code = dialled_line(dialled_number)  # '114', '+84 114', '0114' → '114'; 112 gives no prior
+    if code is not None and code in _DIALLED:
         evidence.append(Evidence(f"dialled {code}", _DIALLED[code], DIALLED_WEIGHT, "dialled"))
     return evidence, kinds
 
@@ -641,9 +676,9 @@ def classify(
     confidence = round((top / (top + rival)) * (1.0 - math.exp(-top / STRENGTH_SCALE)), 3)
     if confidence < threshold:
         return Classification(Category.UNKNOWN, confidence, evidence, needs_review=True, kinds=kinds)
-    routed = {a for k in kinds for a in (ROUTES[k].primary, *ROUTES[k].also)}
+    routed = {a for k in kinds if kind_scores[k] >= NOTIFY_MIN for a in (ROUTES[k].primary, *ROUTES[k].also)}
     also_notify = tuple(a for a in AGENCIES if a in routed and a != winner)
-    return Classification(winner, confidence, evidence, needs_review=False, kinds=kinds, also_notify=also_notify)
+    return Classification(winner, confidence, evidence, kinds=kinds, also_notify=also_notify)
 
 
 def _evidence(priors: list[Evidence], hits: list[_Hit]) -> tuple[Evidence, ...]:

@@ -67,9 +67,13 @@ class Reason:
     code: str  # 'distance', 'time', 'category', 'reporter', 'text', 'no_location', 'other_category', ...
     points: float
     detail: str
+    incident_id: int | None = None  # the incident a 'review' or 'related' reason points at
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "points": round(self.points, 3), "detail": self.detail}
+        out: dict[str, Any] = {"code": self.code, "points": round(self.points, 3), "detail": self.detail}
+        if self.incident_id is not None:
+            out["incident_id"] = self.incident_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,13 @@ class Decision:
 
 def text_tokens(folded_words: list[str]) -> frozenset[str]:
     return frozenset(w for w in folded_words if len(w) > 1 and w not in STOP_WORDS and not w.isdigit())
+
+
+def beyond_reach(a: Location, b: Location, incident_category: Category, policy: MatchPolicy = DEFAULT_POLICY
+                 ) -> bool:
+    """True when two places are too far apart to ever score on place (a cheap pre-filter for `score`)."""
+    radius = policy.radius_m.get(incident_category, policy.radius_m[Category.UNKNOWN])
+    return distance_m(a.lat, a.lon, b.lat, b.lon) - math.hypot(a.accuracy_m, b.accuracy_m) >= 2 * radius
 
 
 def _ramp(value: float, full: float, zero: float) -> float:
@@ -207,14 +218,16 @@ def decide(
         return Decision(Outcome.ATTACHED, best.incident_id, best.score, best.reasons, candidates=top)
     if best is not None and best.score >= policy.review:
         reasons = (
-            Reason("review", 0.0, f"possible duplicate of incident {best.incident_id} (score {best.score:.2f})"),
+            Reason("review", 0.0, f"possible duplicate (score {best.score:.2f})", best.incident_id),
             *best.reasons,
         )
-        return Decision(Outcome.REVIEW, best.incident_id, best.score, reasons, related, top)
+        return Decision(
+            Outcome.REVIEW, best.incident_id, best.score, reasons, related.incident_id if related else None, top
+        )
     reasons_new: list[Reason] = [Reason("new", 0.0, "no active incident matches")]
     if related is not None:
         reasons_new.append(
-            Reason("related", 0.0, f"same place as incident {related.incident_id} of another category")
+            Reason("related", 0.0, "same place as an incident of another category", related.incident_id)
         )
     return Decision(
         Outcome.CREATED,

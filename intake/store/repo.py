@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -101,12 +101,37 @@ class Repo:
         if self.is_postgres:
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
+    async def lock_keys(self, keys: Iterable[int]) -> None:
+        """Take many advisory locks in one round trip, in ascending order (no wait cycles)."""
+        ordered = sorted(set(keys))
+        if not self.is_postgres or not ordered:
+            return
+        await self.conn.execute(
+            text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k "
+                 "ORDER BY 1) AS ordered_keys"),
+            {"keys": ordered},
+        )
+
     # --- reports -------------------------------------------------------------
 
     async def report_by_ref(self, channel: str, channel_ref: str) -> dict[str, Any] | None:
         return await self._one(
             select(reports).where(reports.c.channel == channel, reports.c.channel_ref == channel_ref)
         )
+
+    async def reports_by_refs(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        if not refs:
+            return []
+        return await self._all(
+            select(reports).where(tuple_(reports.c.channel, reports.c.channel_ref).in_(list(set(refs))))
+        )
+
+    async def insert_reports(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        result = await self.conn.execute(insert(reports).returning(reports.c.id, sort_by_parameter_order=True),
+                                         list(rows))
+        return [int(i) for i in result.scalars().all()]
 
     async def report(self, report_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
         stmt = select(reports).where(reports.c.id == report_id)
@@ -165,6 +190,50 @@ class Repo:
                 incidents.c.status.in_(ACTIVE),
                 incidents.c.last_report_at >= since,
             )
+        )
+
+    async def match_candidates(
+        self, cells: Iterable[str], reporter_keys: Iterable[str], since: datetime
+    ) -> list[dict[str, Any]]:
+        """Active incidents in the cells, or reported by these reporters, since `since`; row-locked on PostgreSQL."""
+        cells, keys = list(set(cells)), list(set(reporter_keys))
+        where: list[Any] = []
+        if cells:
+            where.append(incidents.c.cell.in_(cells))
+        if keys:
+            where.append(incidents.c.id.in_(
+                select(reports.c.incident_id)
+                .where(reports.c.reporter_key.in_(keys), reports.c.received_at >= since)
+                .scalar_subquery()
+            ))
+        if not where:
+            return []
+        stmt = select(incidents).where(
+            or_(*where), incidents.c.status.in_(ACTIVE), incidents.c.last_report_at >= since
+        )
+        if self.is_postgres:
+            stmt = stmt.order_by(incidents.c.id).with_for_update()
+        return await self._all(stmt)
+
+    async def insert_incidents(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        if not rows:
+            return []
+        result = await self.conn.execute(
+            insert(incidents).returning(incidents.c.id, sort_by_parameter_order=True), list(rows)
+        )
+        return [int(i) for i in result.scalars().all()]
+
+    async def update_incidents(self, rows: Sequence[dict[str, Any]], *, add_reports: bool = False) -> None:
+        """Many updates in one statement; every row has the same keys plus `b_id` (and `b_added`)."""
+        if not rows:
+            return
+        columns = [k for k in rows[0] if not k.startswith("b_")]
+        values: dict[str, Any] = {c: bindparam(c) for c in columns}
+        values["version"] = incidents.c.version + 1
+        if add_reports:
+            values["report_count"] = incidents.c.report_count + bindparam("b_added")
+        await self.conn.execute(
+            update(incidents).where(incidents.c.id == bindparam("b_id")).values(values), list(rows)
         )
 
     async def insert_incident(self, values: dict[str, Any]) -> int:
@@ -235,6 +304,10 @@ class Repo:
             .returning(incident_events.c.id)
         )
         return int(result.scalar_one())
+
+    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(incident_events), list(rows))
 
     async def events_of_incident(self, incident_id: int) -> list[dict[str, Any]]:
         return await self._all(

@@ -42,8 +42,8 @@ def backlog() -> list[dict[str, object]]:
 
 
 @pytest.mark.postgres
-def test_two_processes_same_reports_no_duplicates(tmp_path: Path) -> None:
-    asyncio.run(_reset())
+async def test_two_processes_same_reports_no_duplicates(tmp_path: Path) -> None:
+    await _reset()
     lines = backlog()
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -51,12 +51,13 @@ def test_two_processes_same_reports_no_duplicates(tmp_path: Path) -> None:
     random.Random(7).shuffle(shuffled)
     b.write_text("".join(json.dumps(x) + "\n" for x in shuffled))
     env = {**os.environ, "INTAKE_DATABASE_URL": PG_URL}
-    procs = [subprocess.Popen([sys.executable, "-m", "intake.cli", "report", "--jsonl", str(f)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in (a, b)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    procs = [await asyncio.create_subprocess_exec(sys.executable, "-m", "intake.cli", "report", "--jsonl", str(f),
+                                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for f in (a, b)]
+    outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 300)
     for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err
-    results = [json.loads(line) for out, _ in outs for line in out.splitlines()]
+        assert p.returncode == 0, err.decode()
+    results = [json.loads(line) for out, _ in outs for line in out.decode().splitlines()]
     assert len(results) == 2 * EVENTS * PER_EVENT
     assert all("error" not in r for r in results)
     # Each report was stored once: every line is "new" in exactly one process and a duplicate in the other.
@@ -65,7 +66,7 @@ def test_two_processes_same_reports_no_duplicates(tmp_path: Path) -> None:
         by_ref.setdefault(r["report_id"], []).append(r["outcome"])
     assert len(by_ref) == EVENTS * PER_EVENT
     assert all(sorted(o)[1] == "duplicate" and o.count("duplicate") == 1 for o in by_ref.values())
-    counts = asyncio.run(_counts())
+    counts = await _counts()
     assert counts == {"reports": EVENTS * PER_EVENT, "active": EVENTS, "sizes": [PER_EVENT] * EVENTS}
 
 
