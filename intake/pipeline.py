@@ -12,7 +12,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -323,7 +323,8 @@ class GroupCommit:
             self._leading = True
             entry.lead.set_result(None)
         while not entry.result.done():
-            await asyncio.wait({entry.result, entry.lead}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {entry.result, entry.lead}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if entry.lead.done() and not entry.result.done():
                 await self._lead_until(entry)
         return entry.result.result()

@@ -167,3 +167,32 @@ async def test_an_unreadable_phone_number_is_kept_raw_and_flagged(intake: Intake
 async def test_an_unknown_report_is_marked_for_a_person(intake: Intake, clock: Clock) -> None:
     r = await intake.ingest(app_report(clock, "a", "xin chào", at=HANG_BAC))
     assert r.category == Category.UNKNOWN and r.needs_review
+
+
+async def test_concurrent_retries_in_one_group_are_one_report(intake: Intake, clock: Clock) -> None:
+    import asyncio
+
+    same = [app_report(clock, "retry", "cháy nhà", at=HANG_BAC) for _ in range(3)]
+    other = app_report(clock, "retry", "có cướp", at=HANG_BAC)
+    results = await asyncio.gather(*(intake.ingest(r) for r in [*same, other]), return_exceptions=True)
+    outcomes = [r.outcome if not isinstance(r, BaseException) else type(r) for r in results]
+    assert outcomes == [Outcome.CREATED, Outcome.DUPLICATE, Outcome.DUPLICATE, IdempotencyConflict]
+    assert {r.report_id for r in results[:3] if not isinstance(r, BaseException)} == {results[0].report_id}
+    assert await counts(intake.store) == (1, 1)
+
+
+async def test_a_group_of_concurrent_reports_of_one_fire_is_one_incident(intake: Intake, clock: Clock) -> None:
+    import asyncio
+
+    reports = [app_report(clock, f"g{i}", "cháy lớn", phone=f"09000000{i:02d}", at=offset(*HANG_BAC, i * 20, 0))
+               for i in range(12)]
+    results = await asyncio.gather(*(intake.ingest(r) for r in reports))
+    assert len({r.incident_id for r in results}) == 1
+    assert sorted(r.outcome for r in results) == sorted([Outcome.CREATED] + [Outcome.ATTACHED] * 11)
+    async with intake.store.read() as repo:
+        incident = await repo.incident(results[0].incident_id)  # type: ignore[arg-type]
+        events = await repo.events_of_incident(results[0].incident_id)  # type: ignore[arg-type]
+        out = await repo.outbox_after(0)
+    assert incident is not None and incident["report_count"] == 12
+    assert [e["kind"] for e in events].count("report_attached") == 11
+    assert [o["payload"]["incident"]["report_count"] for o in out] == list(range(1, 13))
