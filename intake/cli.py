@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a database of its own: it is dropped and made anew")
     bi.add_argument("--open", default="1000,10000,100000", help="open-incident levels to measure at")
     bi.add_argument("--reports", type=int, default=2000, help="reports measured at each level")
-    bi.add_argument("--concurrency", type=int, default=8, help="reports in flight at once")
+    bi.add_argument("--concurrency", default="1,32",
+                    help="reports in flight at once; a comma list measures each (1 shows latency, 32 throughput)")
     bi.add_argument("--duplicate-rate", type=float, default=0.3)
     s.set_defaults(func=cmd_bench)
     return p

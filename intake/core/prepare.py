@@ -16,9 +16,9 @@ from intake.core.textnorm import nfc, tokens
 
 #: 1 = most urgent. Kinds from the routing table may raise it (see `priority`).
 CATEGORY_PRIORITY = {Category.FIRE: 1, Category.MEDICAL: 2, Category.POLICE: 2, Category.UNKNOWN: 3}
-URGENT_KINDS = frozenset(
-    {"people_trapped", "building_collapse", "explosion", "drowning", "cardiac_arrest", "unconscious", "stabbing",
-     "kidnapping", "gas_leak"}
+URGENT_KINDS = frozenset(  # kinds from routing.toml where minutes decide
+    {"trapped", "building_collapse", "explosion", "drowning", "cardiac", "unconscious", "breathing_difficulty",
+     "choking", "stabbing", "shooting", "kidnapping", "gas_leak", "carbon_monoxide", "jumper"}
 )
 
 

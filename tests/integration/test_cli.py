@@ -106,3 +106,14 @@ def test_facilities_import_refuses_a_bad_file_whole(env: dict[str, str], tmp_pat
     bad.write_text("id,name,address,lat,lon\nA,Tower,1 Main St,21.0,105.8\nB,Mall,2 Main St,abc,105.8\n")
     proc = run(["facilities", "import", str(bad), "--quiet"], env, check=False)
     assert proc.returncode == 1 and "line 3" in proc.stderr
+
+
+def test_bench_ingest_prints_its_figures_as_json(env: dict[str, str]) -> None:
+    out = run(["bench", "ingest", "--backend", "both", "--open", "100,300", "--reports", "60", "--concurrency",
+               "1,8", "--json"], env).stdout
+    rows = json.loads(out)
+    assert [(r["backend"], r["open_incidents"], r["in_flight"]) for r in rows] == [
+        (b, n, c) for b in ("sqlite", "postgres") for n in (100, 300) for c in (1, 8)]
+    for r in rows:
+        assert {"backend", "open_incidents", "reports_per_s", "p50_ms", "p99_ms"} <= set(r)
+        assert r["reports"] == 60 and r["reports_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]

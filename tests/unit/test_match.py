@@ -94,3 +94,10 @@ def test_the_more_accurate_location_wins() -> None:
     assert better_location(vague, sharp) is sharp
     assert better_location(sharp, vague) is sharp
     assert better_location(None, vague) is vague
+
+
+def test_urgent_kinds_exist_in_the_routing_table() -> None:
+    from intake.core.classify import ROUTES
+    from intake.core.prepare import URGENT_KINDS
+
+    assert URGENT_KINDS <= set(ROUTES)
