@@ -19,7 +19,7 @@ async def test_migrations_create_every_table_at_head(store: Store) -> None:
     assert await store.current_revision() is not None
     async with store.read() as repo:
         names = await repo.conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    assert EXPECTED_TABLES <= names
+    assert names >= EXPECTED_TABLES
 
 
 async def test_migrating_twice_is_harmless(store: Store) -> None:
