@@ -6,7 +6,8 @@ ingested through the real `Intake.ingest` (normalise, classify, locate, match,
 store, outbox) with `--concurrency` reports in flight. Background incidents are
 spread over Vietnam's area, as in a national deployment, so the density a report
 meets stays realistic; a share of the reports (`--duplicate-rate`) are new
-reports of an event reported a moment earlier, and must attach to it.
+reports of an event reported a moment earlier, and must attach to it. Half of
+each run's reports fall in one city (a different city each run, see CITIES).
 The channel mix is app 40%, call 30%, telegram 15%, zalo 10%, device 5%.
 """
 
@@ -31,7 +32,18 @@ from intake.pipeline import Intake
 from intake.store import Store, open_store
 
 VIETNAM = (8.6, 23.3, 102.2, 109.4)  # lat min/max, lon min/max
-HANOI = (20.95, 21.10, 105.75, 105.90)
+# Each measured run sends half its reports to one city, a different one each run, so every run meets
+# the same local density and only the national number of open incidents changes between levels.
+CITIES = [
+    (20.95, 21.10, 105.75, 105.90),  # Hà Nội
+    (10.70, 10.85, 106.60, 106.75),  # TP Hồ Chí Minh
+    (16.00, 16.10, 108.15, 108.25),  # Đà Nẵng
+    (20.80, 20.90, 106.60, 106.75),  # Hải Phòng
+    (10.00, 10.08, 105.72, 105.80),  # Cần Thơ
+    (16.43, 16.50, 107.55, 107.62),  # Huế
+    (12.20, 12.28, 109.15, 109.22),  # Nha Trang
+    (18.65, 18.70, 105.65, 105.72),  # Vinh
+]
 CHANNELS = [("app", 0.40), ("call", 0.30), ("telegram", 0.15), ("zalo", 0.10), ("device", 0.05)]
 TEXTS = [
     "Cháy nhà ở số 12 phố Hàng Bạc, quận Hoàn Kiếm",
@@ -114,7 +126,8 @@ async def preload(store: Store, count: int, start_id: int, now: datetime, rng: r
             await repo.bulk_insert_incidents(rows)
 
 
-def synthetic_reports(n: int, rng: random.Random, now: datetime, tag: str, duplicate_rate: float) -> list[ReportIn]:
+def synthetic_reports(n: int, rng: random.Random, now: datetime, tag: str, duplicate_rate: float,
+                      city: tuple[float, float, float, float] = CITIES[0]) -> list[ReportIn]:
     out: list[ReportIn] = []
     recent: list[tuple[float, float, str]] = []
     for i in range(n):
@@ -122,7 +135,7 @@ def synthetic_reports(n: int, rng: random.Random, now: datetime, tag: str, dupli
             lat0, lon0, text = rng.choice(recent[-50:])
             lat, lon = lat0 + rng.gauss(0, 0.0008), lon0 + rng.gauss(0, 0.0008)
         else:
-            lat, lon = _point(rng, VIETNAM if rng.random() < 0.5 else HANOI)
+            lat, lon = _point(rng, VIETNAM if rng.random() < 0.5 else city)
             text = rng.choice(TEXTS)
             recent.append((lat, lon, text))
         channel = _channel(rng)
@@ -199,12 +212,15 @@ async def run_backend(backend: str, url: str, levels: list[int], n_reports: int,
         # Warm up imports, caches and connections, outside the measurement.
         await measure(store, backend, 0, synthetic_reports(50, rng, now, "warm", duplicate_rate), max(concurrency),
                       settings)
+        run = 0
         for level in levels:
             log(f"{backend}: loading open incidents to {level:,} ...")
             await preload(store, level - loaded, loaded, now, rng)
             loaded = level
             for in_flight in concurrency:
-                reports = synthetic_reports(n_reports, rng, now, f"L{level}c{in_flight}", duplicate_rate)
+                city = CITIES[run % len(CITIES)]
+                run += 1
+                reports = synthetic_reports(n_reports, rng, now, f"L{level}c{in_flight}", duplicate_rate, city)
                 log(f"{backend}: ingesting {n_reports:,} reports with {in_flight} in flight ...")
                 results.append(await measure(store, backend, level, reports, in_flight, settings))
                 log(f"{backend}: {json.dumps(results[-1].as_dict())}")

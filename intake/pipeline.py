@@ -586,6 +586,7 @@ class Intake:
         await repo.update_incidents(fixups)
         for rep in report_rows:
             rep["incident_id"] = _real(rep["incident_id"], real)
+            rep["match"] = _resolve_ids(rep["match"], real)
         report_ids = await repo.insert_reports(report_rows)
         await repo.update_incidents([
             {"b_id": i, "b_added": added.get(i, 0), **{k: state[i][k] for k in _MATCH_COLUMNS}}

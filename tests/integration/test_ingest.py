@@ -196,3 +196,21 @@ async def test_a_group_of_concurrent_reports_of_one_fire_is_one_incident(intake:
     assert incident is not None and incident["report_count"] == 12
     assert [e["kind"] for e in events].count("report_attached") == 11
     assert [o["payload"]["incident"]["report_count"] for o in out] == list(range(1, 13))
+
+
+async def test_a_review_against_an_incident_of_the_same_group_names_its_stored_id(intake: Intake, clock: Clock
+                                                                                  ) -> None:
+    import asyncio
+
+    first = app_report(clock, "near", "cháy nhà", at=HANG_BAC)
+    second = app_report(clock, "far", "cháy nhà", at=offset(*HANG_BAC, 950, 0))  # between attach and new
+    a, b = await asyncio.gather(intake.ingest(first), intake.ingest(second))
+    assert b.outcome == Outcome.REVIEW
+    review = next(r for r in b.reasons if r["code"] == "review")
+    assert review["incident_id"] == a.incident_id
+    async with intake.store.read() as repo:
+        stored = await repo.report(b.report_id)
+        incident = await repo.incident(b.incident_id)  # type: ignore[arg-type]
+    assert stored is not None and incident is not None
+    assert next(r for r in stored["match"]["reasons"] if r["code"] == "review")["incident_id"] == a.incident_id
+    assert incident["review_of"] == a.incident_id and incident["needs_review"]
