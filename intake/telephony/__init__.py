@@ -1,0 +1,1 @@
+"""Calls: the Asterisk AMI bridge, call audio (AudioSocket, Twilio Media Streams) and speech recognition."""
