@@ -625,21 +625,22 @@ class Intake:
             )
 
     @staticmethod
-    def _event(incident_id: int, kind: str, report_index: int, now: datetime, data: dict[str, Any]
-               ) -> dict[str, Any]:
-        return {"incident_id": incident_id, "kind": kind, "actor": SYSTEM, "at": now, "report_id": report_index,
+    def _event(incident_id: int, kind: str, report_id: int | None, now: datetime, data: dict[str, Any],
+               actor: str = SYSTEM) -> dict[str, Any]:
+        """An audit event row. Inside a group, report_id is the report's index until the reports are stored."""
+        return {"incident_id": incident_id, "kind": kind, "actor": actor, "at": now, "report_id": report_id,
                 "data": data}
 
-    def _change_events(self, old: dict[str, Any], new: dict[str, Any], report_index: int, now: datetime
-                       ) -> list[dict[str, Any]]:
+    def _change_events(self, old: dict[str, Any], new: dict[str, Any], report_id: int | None, now: datetime,
+                       actor: str = SYSTEM) -> list[dict[str, Any]]:
         out = []
         if old["category"] != new["category"]:
-            out.append(self._event(old["id"], "category_changed", report_index, now,
-                                   {"from": old["category"], "to": new["category"]}))
+            out.append(self._event(old["id"], "category_changed", report_id, now,
+                                   {"from": old["category"], "to": new["category"]}, actor))
         if (old["lat"], old["lon"]) != (new["lat"], new["lon"]):
-            out.append(self._event(old["id"], "location_changed", report_index, now, {
+            out.append(self._event(old["id"], "location_changed", report_id, now, {
                 "from": [old["lat"], old["lon"], old["accuracy_m"]],
-                "to": [new["lat"], new["lon"], new["accuracy_m"]], "source": new["location_source"]}))
+                "to": [new["lat"], new["lon"], new["accuracy_m"]], "source": new["location_source"]}, actor))
         return out
 
     async def _candidates(self, repo: Repo, p: Prepared, exclude: int | None = None) -> list[Any]:
@@ -744,14 +745,7 @@ class Intake:
         self, repo: Repo, before: dict[str, Any], values: dict[str, Any], now: datetime, report_id: int | None,
         actor: str = SYSTEM,
     ) -> None:
-        if "category" in values and values["category"] != before["category"]:
-            await repo.add_event(before["id"], "category_changed", actor=actor, at=now, report_id=report_id,
-                                 data={"from": before["category"], "to": values["category"]})
-        if "lat" in values and (values["lat"], values["lon"]) != (before["lat"], before["lon"]):
-            await repo.add_event(before["id"], "location_changed", actor=actor, at=now, report_id=report_id,
-                                 data={"from": [before["lat"], before["lon"], before["accuracy_m"]],
-                                       "to": [values["lat"], values["lon"], values["accuracy_m"]],
-                                       "source": values["location_source"]})
+        await repo.add_events(self._change_events(before, {**before, **values}, report_id, now, actor))
 
     async def _publish(
         self, repo: Repo, kind: str, incident: dict[str, Any], now: datetime, *,
