@@ -1,4 +1,4 @@
-"""`intake serve | db | report | incidents | classify | facilities | tokens | bench`.
+"""`intake serve | db | report | incidents | classify | transcribe | facilities | tokens | bench`.
 
 Every command uses INTAKE_DATABASE_URL when set, else the embedded SQLite file
 var/intake.db, and migrates the schema on first use.
@@ -234,9 +234,19 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "asr":
+        from intake.telephony.asr_cli import bench_asr_main
+
+        return bench_asr_main(args.calls, args.audio, args.json)
     from intake import bench
 
     return bench.main(args, settings)
+
+
+def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    from intake.telephony.asr_cli import transcribe_main
+
+    return transcribe_main(args.file, args.lang, args.json)
 
 
 # --- parser ---------------------------------------------------------------------------------------
@@ -300,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name")
     s.set_defaults(func=cmd_tokens)
 
+    s = sub.add_parser("transcribe", help="transcribe a WAV file with Vosk, then classify it")
+    s.add_argument("file")
+    s.add_argument("--lang", help="model language (default: the first configured)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_transcribe)
+
     s = sub.add_parser("bench", help="measure speed")
     bsub = s.add_subparsers(dest="what", required=True)
     bi = bsub.add_parser("ingest", help="reports/s and latency as open incidents grow")
@@ -312,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--concurrency", default="1,32",
                     help="reports in flight at once; a comma list measures each (1 shows latency, 32 throughput)")
     bi.add_argument("--duplicate-rate", type=float, default=0.3)
+    ba = bsub.add_parser("asr", help="concurrent calls transcribed in real time, against a naive baseline")
+    ba.add_argument("--calls", type=int, default=4)
+    ba.add_argument("--audio", help="a mono WAV to play as every call (default: a bundled test recording)")
+    ba.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p
 

@@ -117,3 +117,10 @@ def test_bench_ingest_prints_its_figures_as_json(env: dict[str, str]) -> None:
     for r in rows:
         assert {"backend", "open_incidents", "reports_per_s", "p50_ms", "p99_ms"} <= set(r)
         assert r["reports"] == 60 and r["reports_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+
+
+def test_transcribe_json(env: dict[str, str]) -> None:
+    wav = FIXTURES / "audio" / "ko_fire_16k.wav"
+    result = json.loads(run(["transcribe", str(wav), "--json"], env).stdout)
+    assert {"transcript", "category", "confidence", "evidence", "duration_s"} <= set(result)
+    assert abs(result["duration_s"] - 4.39) < 0.1
