@@ -121,9 +121,9 @@ async def preload(store: Store, count: int, start_id: int, now: datetime, rng: r
             async with store.transaction() as repo:
                 await repo.bulk_insert_incidents(rows)
             rows = []
-    if rows:
-        async with store.transaction() as repo:
-            await repo.bulk_insert_incidents(rows)
+    async with store.transaction() as repo:
+        await repo.bulk_insert_incidents(rows)
+        await repo.analyze()  # as autovacuum would after such a load; without it the planner guesses
 
 
 def synthetic_reports(n: int, rng: random.Random, now: datetime, tag: str, duplicate_rate: float,

@@ -409,6 +409,10 @@ class Repo:
 
     # --- bulk (benchmarks, imports) ------------------------------------------------
 
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (after a bulk load)."""
+        await self.conn.execute(text("ANALYZE"))
+
     async def bulk_insert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.conn.execute(insert(incidents), list(rows))
