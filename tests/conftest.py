@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,17 @@ from intake.config import Settings
 from intake.pipeline import Intake
 from intake.store import Store, open_store
 
+
+def _shared_dir() -> Path:
+    """The workplace's shared/ folder (real Asterisk captures): beside the checkout, or named by INTAKE_SHARED_DIR."""
+    candidates = [os.environ.get("INTAKE_SHARED_DIR"), Path(__file__).resolve().parents[2] / "shared", "/work/shared"]
+    for c in candidates:
+        if c and (Path(c) / "fixtures" / "asterisk").is_dir():
+            return Path(c)
+    raise RuntimeError(f"shared/ with fixtures/asterisk not found (looked in {candidates}); set INTAKE_SHARED_DIR")
+
+
+SHARED = _shared_dir()
 PG_URL = os.environ.get("INTAKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 TABLES = "incident_events, outbox, reports, facility_devices, facilities, incidents, api_tokens"
 _pg_schema_reset = False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from intake.pipeline import Intake
 from intake.telephony.ami import AmiActionError, AmiBridge, CallState
 from intake.telephony.ami_replay import AmiReplayServer
+from tests.conftest import SHARED
 
-AMI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "asterisk" / "ami"
+AMI = SHARED / "fixtures" / "asterisk" / "ami"
 SPEED = 20.0
 
 

@@ -28,8 +28,9 @@ from intake.telephony.audiosocket import (
     encode,
     stream_bin,
 )
+from tests.conftest import SHARED
 
-CAPTURES = Path("/work/shared/fixtures/asterisk/audiosocket")
+CAPTURES = SHARED / "fixtures" / "asterisk" / "audiosocket"
 BINS = sorted(CAPTURES.glob("*.bin"))
 SPEED = 20.0
 
