@@ -37,6 +37,7 @@ from panoramisk.message import Message
 from intake.core.model import ReportIn
 from intake.core.phone import EMERGENCY_SHORT_CODES, normalise_phone
 from intake.pipeline import Intake
+from intake.telephony import screenpop
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,9 @@ class AmiBridge:
             raw={"linkedid": linkedid, "caller_number": call.caller_number, "channel": call.channel},
         ))
         call.report_id, call.incident_id = result.report_id, result.incident_id
+        await screenpop.publish(self.intake, await screenpop.build(
+            self.intake, caller_number=call.caller_number, line=call.dialled_number, report_id=call.report_id,
+            incident_id=call.incident_id, call=call.record()))
         await self._emit("ringing", call, {"outcome": result.outcome.value,
                                            "phone": normalise_phone(call.caller_number).e164
                                            if call.caller_number else None})

@@ -154,3 +154,27 @@ async def test_an_error_response_raises_a_clear_error(intake: Intake) -> None:
         with pytest.raises(AmiActionError, match="Invalid/unknown command"):
             await bridge.action("Redirect", Channel="PJSIP/nobody", Context="x", Exten="1", Priority="1")
         await rec.wait_for("hungup")
+
+
+async def test_the_screen_pop_carries_the_callers_history_and_nearby_incidents(intake: Intake) -> None:
+    from intake.core.model import Location, LocationSource, ReportIn
+
+    earlier = await intake.ingest(ReportIn(
+        channel="app", channel_ref="earlier", received_at=intake.clock(), text="cháy nhà", phone="15551230001",
+        location=Location(21.034, 105.852, 15, LocationSource.GPS), raw={"x": 1}))
+    neighbour = await intake.ingest(ReportIn(
+        channel="app", channel_ref="neighbour", received_at=intake.clock(), text="có cướp",
+        location=Location(21.036, 105.852, 15, LocationSource.GPS), raw={"x": 2}))
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "normal_call.txt", speed=SPEED) as server, bridge_on(server, intake, rec):
+        await rec.wait_for("ringing")
+        async with intake.store.read() as repo:
+            pops = [o for o in await repo.outbox_after(0) if o["kind"] == "call.ringing"]
+        await rec.wait_for("hungup")
+    (pop,) = pops
+    data = pop["payload"]
+    assert data["caller"]["raw"] == "15551230001" and data["line"] == "112"
+    assert [r["id"] for r in data["earlier_reports"]] == [earlier.report_id]
+    assert data["last_location"]["lat"] == 21.034
+    assert {i["id"] for i in data["nearby_incidents"]} == {earlier.incident_id, neighbour.incident_id}
+    assert data["report_id"] == pop["report_id"] and data["report_id"] != earlier.report_id
