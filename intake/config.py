@@ -32,6 +32,15 @@ class Settings:
     sqlite_synchronous: str = "FULL"  # an acknowledged report survives a power cut
     classify_threshold: float = 0.5
     log_level: str = "INFO"
+    # Calls: the AMI bridge runs when ami_secret is set; the AudioSocket listener when audiosocket_port is.
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "intake"
+    ami_secret: str = ""
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 0
+    asr_model: str = ""  # a Vosk model directory; default: the first one installed (see asr_models/)
+    asr_workers: int = 0  # recognizer processes; 0 = one per CPU
     extra: dict[str, str] = field(default_factory=dict)  # other INTAKE_* values, for the doors
 
     @property

@@ -43,6 +43,7 @@ QUEUE: web.AppKey[Queue] = web.AppKey("queue", Queue)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("stopping", asyncio.Event)
+BRIDGE: web.AppKey[Any] = web.AppKey("ami_bridge")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -401,21 +402,46 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = store is None
-        s = store or await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-        app[STORE] = s
-        intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)
-        app[INTAKE] = intake
-        app[QUEUE] = Queue(intake)
-        stop_listen = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(s.listen(stop_listen))
-            try:
-                yield
-            finally:
-                app[STOPPING].set()
-                stop_listen.set()
-        if own:
-            await s.close()
+        async with contextlib.AsyncExitStack() as stack:
+            pool = None
+            if settings.audiosocket_port:
+                # Recognizer processes are forked before the store opens its threads.
+                from intake.telephony.asr import ModelRegistry, RecognizerPool
+
+                model = settings.asr_model or ModelRegistry().model_dir()
+                pool = await stack.enter_async_context(
+                    RecognizerPool(model, workers=settings.asr_workers or None))
+            s = store or await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+            app[STORE] = s
+            intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)
+            app[INTAKE] = intake
+            app[QUEUE] = Queue(intake)
+            stop_listen = asyncio.Event()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(s.listen(stop_listen))
+                bridge = None
+                if settings.ami_secret:
+                    from intake.telephony.ami import AmiBridge
+
+                    bridge = AmiBridge(intake, host=settings.ami_host, port=settings.ami_port,
+                                       username=settings.ami_username, secret=settings.ami_secret)
+                    app[BRIDGE] = bridge
+                    tg.create_task(bridge.run(stop_listen))
+                if pool is not None:
+                    from intake.telephony.audiosocket import AudioSocketServer
+                    from intake.telephony.calls import CallAudioRouter
+
+                    router = CallAudioRouter(intake, bridge, pool)
+                    audio = await stack.enter_async_context(
+                        AudioSocketServer(router.on_call, settings.audiosocket_host, settings.audiosocket_port))
+                    log.info("AudioSocket listening on %s:%s", settings.audiosocket_host, audio.port)
+                try:
+                    yield
+                finally:
+                    app[STOPPING].set()
+                    stop_listen.set()
+            if own:
+                await s.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(_on_shutdown)
