@@ -198,6 +198,40 @@ async def post_report(request: web.Request) -> web.Response:
     return ok(result, status=status)
 
 
+async def twilio_voice(request: web.Request) -> web.Response:
+    """Twilio's voice webhook for a cloud-hosted number: the call becomes a report, its audio a Media Stream."""
+    from intake.core.model import ReportIn
+    from intake.telephony.twilio_media import connect_stream_twiml, verify_twilio_signature
+
+    token = request.app[SETTINGS].extra.get("twilio_auth_token")
+    if not token:
+        raise web.HTTPNotFound(text="the Twilio door is not configured (INTAKE_TWILIO_AUTH_TOKEN)")
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    url = _public_url(request)
+    if not verify_twilio_signature(token, url, form, request.headers.get("X-Twilio-Signature", "")):
+        log.warning("Twilio voice webhook with a bad signature from %s", request.remote)
+        raise Forbidden("X-Twilio-Signature does not match this request")
+    call_sid = form.get("CallSid", "")
+    if not call_sid.startswith("CA") or len(call_sid) != 34:
+        raise PayloadError("CallSid must be a Twilio call SID (CA + 32 hex digits)", field="CallSid")
+    intake = request.app[INTAKE]
+    result = await intake.ingest(ReportIn(
+        channel="call", channel_ref=f"twilio:{call_sid}", received_at=intake.clock(), phone=form.get("From"),
+        dialled_number=form.get("To"), raw={"call_sid": call_sid, "from": form.get("From"), "to": form.get("To")}))
+    # Twilio opens Media Streams over TLS only: the stream is wss:// on the host Twilio called.
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    twiml = connect_stream_twiml(f"wss://{host}/webhooks/twilio/media",
+                                 {"report_id": str(result.report_id), "call_sid": call_sid})
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+def _public_url(request: web.Request) -> str:
+    """The URL Twilio called (behind a proxy: X-Forwarded-Proto / Host), as its signature covers it."""
+    proto = request.headers.get("X-Forwarded-Proto", request.scheme)
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    return f"{proto}://{host}{request.path_qs}"
+
+
 async def list_incidents(request: web.Request) -> web.Response:
     await principal(request, "calltaker", "dispatcher")
     statuses = query_enum(request, "status", [s.value for s in IncidentStatus])
@@ -460,6 +494,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     app.router.add_post(f"{api}/incidents/{{id}}/split", split)
     app.router.add_post(f"{api}/incidents/{{id}}/notes", notes)
     app.router.add_get(f"{api}/stream", stream)
+    app.router.add_post("/webhooks/twilio/voice", twilio_voice)
     return app
 
 
