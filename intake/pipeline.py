@@ -643,20 +643,12 @@ class Intake:
                 "to": [new["lat"], new["lon"], new["accuracy_m"]], "source": new["location_source"]}, actor))
         return out
 
-    async def _candidates(self, repo: Repo, p: Prepared, exclude: int | None = None) -> list[Any]:
-        since = p.report.received_at - self.policy.stale
-        rows: dict[int, dict[str, Any]] = {}
-        if p.location is not None:
-            cells = geo.search_cells(p.location.lat, p.location.lon)
-            await repo.lock_cells(cells)
-            for row in await repo.active_incidents_in(cells, since):
-                rows[row["id"]] = row
-        if p.reporter_key:
-            for row in await repo.active_incidents_of_reporter(p.reporter_key, since):
-                rows[row["id"]] = row
-        if exclude is not None:
-            rows.pop(exclude, None)
-        return [incident_view(row) for row in rows.values()]
+    async def _candidates(self, repo: Repo, p: Prepared, exclude: int) -> list[IncidentView]:
+        """The incidents a grown report may now match (the caller holds the cell locks)."""
+        cells = geo.search_cells(p.location.lat, p.location.lon) if p.location else []
+        rows = await repo.match_candidates(cells, [p.reporter_key] if p.reporter_key else [],
+                                           p.report.received_at - self.policy.stale)
+        return [incident_view(row) for row in rows if row["id"] != exclude]
 
     def _report_columns(self, p: Prepared, facility: Facility | None, now: datetime) -> dict[str, Any]:
         r = p.report
@@ -747,7 +739,7 @@ class Intake:
     ) -> None:
         await repo.add_events(self._change_events(before, {**before, **values}, report_id, now, actor))
 
-    async def _publish(
+    async def publish_incident(
         self, repo: Repo, kind: str, incident: dict[str, Any], now: datetime, *,
         report_id: int | None = None, extra: dict[str, Any] | None = None,
     ) -> None:
@@ -832,6 +824,10 @@ class Intake:
     ) -> IngestResult:
         report_id = report_row["id"]
         incident_id = report_row["incident_id"]
+        # Cells before rows, as in ingest: both the report's new place and its incident's current one.
+        current = await repo.incident(incident_id) if incident_id else None
+        places = [loc for loc in (p.location, row_location(current) if current else None) if loc is not None]
+        await repo.lock_keys(geo.cell_lock_key(c) for loc in places for c in geo.search_cells(loc.lat, loc.lon))
         incident = await repo.incident(incident_id, for_update=True) if incident_id else None
         reasons: list[dict[str, Any]] = []
         outcome = Outcome.UPDATED
@@ -877,7 +873,7 @@ class Intake:
         if incident_id is not None:
             current = await repo.incident(incident_id)
             assert current is not None
-            await self._publish(repo, "incident.updated", current, now, report_id=report_id,
+            await self.publish_incident(repo, "incident.updated", current, now, report_id=report_id,
                                 extra={"report": {"id": report_id, "channel": report_row["channel"],
                                                   "outcome": outcome.value}})
         return IngestResult(
@@ -932,7 +928,7 @@ class Intake:
         await self._changed_events(repo, target, values, now, None, actor)
         merged = await repo.incident(source_id)
         assert merged is not None
-        await self._publish(repo, "incident.merged", merged, now, extra={"into": target_id})
+        await self.publish_incident(repo, "incident.merged", merged, now, extra={"into": target_id})
 
     def _merge_values(
         self, target: dict[str, Any], source: dict[str, Any], moved: int, now: datetime

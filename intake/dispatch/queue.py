@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.core.model import Category, IncidentStatus
-from intake.pipeline import IngestError, Intake, NotFound, incident_payload
+from intake.pipeline import IngestError, Intake, NotFound
 from intake.store.repo import Repo
 
 
@@ -63,10 +63,7 @@ class Queue:
         await repo.add_event(incident_id, kind, actor=actor.name, at=now, data=data)
         row = await repo.incident(incident_id)
         assert row is not None
-        await repo.write_outbox([{
-            "at": now, "topic": "incident", "kind": f"incident.{kind}", "incident_id": incident_id,
-            "report_id": None, "payload": {"incident": incident_payload(row), "actor": actor.name, **data},
-        }])
+        await self.intake.publish_incident(repo, f"incident.{kind}", row, now, extra={"actor": actor.name, **data})
         return row
 
     async def claim(self, incident_id: int, actor: Actor, seconds: int | None = None) -> dict[str, Any]:
@@ -182,8 +179,6 @@ class Queue:
                                {"into": new_id, "reports": [r["id"] for r in moved]})
             new_row = await repo.incident(new_id)
             assert new_row is not None
-            await repo.write_outbox([{
-                "at": now, "topic": "incident", "kind": "incident.opened", "incident_id": new_id, "report_id": None,
-                "payload": {"incident": incident_payload(new_row), "actor": actor.name, "split_from": incident_id},
-            }])
+            await self.intake.publish_incident(repo, "incident.opened", new_row, now,
+                                               extra={"actor": actor.name, "split_from": incident_id})
             return new_row

@@ -14,7 +14,6 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, text, tuple_,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from intake.core.geo import cell_lock_key
 from intake.core.model import (
     ACTIVE_STATUSES,
     Category,
@@ -87,16 +86,6 @@ class Repo:
 
     # --- locks ---------------------------------------------------------------
 
-    async def lock_cells(self, cells: Sequence[str]) -> None:
-        """Serialise matching per area across nodes (PostgreSQL; SQLite has one writer anyway).
-
-        Cells are locked in sorted order so two transactions never wait on each other in a cycle.
-        """
-        if not self.is_postgres:
-            return
-        for c in sorted(set(cells)):
-            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": cell_lock_key(c)})
-
     async def lock_key(self, key: int) -> None:
         if self.is_postgres:
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -139,10 +128,6 @@ class Repo:
             stmt = stmt.with_for_update()
         return await self._one(stmt)
 
-    async def insert_report(self, values: dict[str, Any]) -> int:
-        result = await self.conn.execute(insert(reports).values(**values).returning(reports.c.id))
-        return int(result.scalar_one())
-
     async def update_report(self, report_id: int, values: dict[str, Any]) -> None:
         await self.conn.execute(
             update(reports).where(reports.c.id == report_id).values(**values, version=reports.c.version + 1)
@@ -168,29 +153,6 @@ class Repo:
         if for_update and self.is_postgres:
             stmt = stmt.with_for_update()
         return await self._one(stmt)
-
-    async def active_incidents_in(self, cells: Iterable[str], since: datetime) -> list[dict[str, Any]]:
-        return await self._all(
-            select(incidents).where(
-                incidents.c.cell.in_(list(cells)),
-                incidents.c.status.in_(ACTIVE),
-                incidents.c.last_report_at >= since,
-            )
-        )
-
-    async def active_incidents_of_reporter(self, reporter_key: str, since: datetime) -> list[dict[str, Any]]:
-        inc_ids = (
-            select(reports.c.incident_id)
-            .where(reports.c.reporter_key == reporter_key, reports.c.received_at >= since)
-            .scalar_subquery()
-        )
-        return await self._all(
-            select(incidents).where(
-                incidents.c.id.in_(inc_ids),
-                incidents.c.status.in_(ACTIVE),
-                incidents.c.last_report_at >= since,
-            )
-        )
 
     async def match_candidates(
         self, cells: Iterable[str], reporter_keys: Iterable[str], since: datetime
@@ -253,12 +215,6 @@ class Repo:
             .where(incidents.c.id == incident_id)
             .values(**values, version=incidents.c.version + 1)
         )
-
-    async def count_reports(self, incident_id: int) -> int:
-        result = await self.conn.execute(
-            select(func.count()).select_from(reports).where(reports.c.incident_id == incident_id)
-        )
-        return int(result.scalar_one())
 
     async def list_incidents(
         self,
