@@ -127,6 +127,30 @@ facility_devices = Table(
     Column("facility_id", Id, ForeignKey("facilities.id"), nullable=False, index=True),
     Column("kind", String(32), nullable=False, default="device"),  # 'sia', 'mqtt', 'http', 'camera'
     Column("secret", Text),  # SIA DC-09 AES key, HTTP token, ...
+    Column("heartbeat_s", Integer),  # the supervision interval the device promises; None: not supervised
+    Column("last_seen_at", UTCDateTime),  # the last message of any kind (heartbeats included)
+    Column("silent_since", UTCDateTime),  # set when heartbeats stopped; cleared by the next message
+)
+
+# Positions that are not reports of their own: Advanced Mobile Location (SMS or HTTPS) sent by a
+# phone during an emergency call. Each is kept as received and applied to that number's call report.
+location_fixes = Table(
+    "location_fixes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),  # 'aml_sms', 'aml_https'
+    Column("channel_ref", String(255), nullable=False),  # MessageSid, or a digest of the HTTPS body
+    Column("phone", String(32), nullable=False, index=True),  # E.164
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("accuracy_m", Float, nullable=False),
+    Column("source", String(16), nullable=False),  # LocationSource value
+    Column("observed_at", UTCDateTime),  # when the phone took the fix
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("report_id", Id, ForeignKey("reports.id")),  # the call it was applied to, once known
+    Column("applied_at", UTCDateTime),
+    Column("raw", Json, nullable=False, default=dict),
+    UniqueConstraint("channel", "channel_ref", name="uq_location_fixes_channel_ref"),
 )
 
 reports = Table(
