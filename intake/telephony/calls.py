@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterable
 from typing import Any
 
 from intake.core.model import ReportIn
 from intake.pipeline import Intake
 from intake.telephony.ami import AmiBridge, CallState
 from intake.telephony.asr import RecognizerPool, RecognizerStream, Transcript
-from intake.telephony.audiosocket import AudioChunk, CallAudio, DtmfDigit
+from intake.telephony.audiosocket import AudioChunk, CallAudio, CallEvent, DtmfDigit
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class CallAudioRouter:
 
     async def on_call(self, audio: CallAudio) -> None:
         report_id, key = await self._report_for(str(audio.uuid))
+        await self.transcribe(report_id, key, audio)
+
+    async def transcribe(self, report_id: int, key: str, audio: AsyncIterable[CallEvent]) -> None:
+        """Feed one call's audio (AudioSocket or a Twilio Media Stream) to a recognizer until it ends."""
         finals: list[str] = []
         dtmf = ""
         stream: RecognizerStream | None = None

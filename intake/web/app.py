@@ -44,6 +44,7 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("stopping", asyncio.Event)
 BRIDGE: web.AppKey[Any] = web.AppKey("ami_bridge")
+AUDIO_ROUTER: web.AppKey[Any] = web.AppKey("call_audio_router")  # CallAudioRouter, when speech is on
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -223,6 +224,30 @@ async def twilio_voice(request: web.Request) -> web.Response:
     twiml = connect_stream_twiml(f"wss://{host}/webhooks/twilio/media",
                                  {"report_id": str(result.report_id), "call_sid": call_sid})
     return web.Response(text=twiml, content_type="text/xml")
+
+
+async def twilio_media(request: web.Request) -> web.StreamResponse:
+    """The Media Stream WebSocket the voice webhook's TwiML points Twilio at."""
+    from intake.telephony.twilio_media import verify_twilio_signature
+    from intake.telephony.twilio_stream import StreamRefused, serve_stream, ws_messages
+
+    token = request.app[SETTINGS].extra.get("twilio_auth_token")
+    if not token:
+        raise web.HTTPNotFound(text="the Twilio door is not configured (INTAKE_TWILIO_AUTH_TOKEN)")
+    # Twilio signs the WebSocket handshake like a webhook: the wss:// URL of the <Stream>, no form.
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    if not verify_twilio_signature(token, f"wss://{host}{request.path_qs}", {},
+                                   request.headers.get("X-Twilio-Signature", "")):
+        log.warning("Twilio media stream with a bad signature from %s", request.remote)
+        raise Forbidden("X-Twilio-Signature does not match this stream request")
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    try:
+        await serve_stream(ws_messages(ws), request.app[INTAKE], request.app.get(AUDIO_ROUTER))
+    except StreamRefused as exc:
+        log.warning("Twilio media stream refused: %s", exc)
+        await ws.close(code=1008, message=str(exc)[:120].encode())
+    return ws
 
 
 def _public_url(request: web.Request) -> str:
@@ -428,6 +453,14 @@ async def _drain_client(ws: web.WebSocketResponse) -> None:
 
 # --- application ----------------------------------------------------------------------------
 
+def _twilio_speech(settings: Settings) -> bool:
+    """Twilio calls are transcribed when the door is on and INTAKE_ASR_MODEL names the model to use.
+
+    (AudioSocket needs speech and finds the default model; a Twilio-only server opts in, because the
+    recognizer processes cost a second to start and about 100 MB each.)"""
+    return bool(settings.extra.get("twilio_auth_token") and settings.asr_model)
+
+
 def create_app(settings: Settings, *, store: Store | None = None, clock: Callable[[], datetime] | None = None
                ) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_middleware])
@@ -438,7 +471,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
         own = store is None
         async with contextlib.AsyncExitStack() as stack:
             pool = None
-            if settings.audiosocket_port:
+            if settings.audiosocket_port or _twilio_speech(settings):
                 # Recognizer processes are forked before the store opens its threads.
                 from intake.telephony.asr import ModelRegistry, RecognizerPool
 
@@ -462,10 +495,12 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     app[BRIDGE] = bridge
                     tg.create_task(bridge.run(stop_listen))
                 if pool is not None:
-                    from intake.telephony.audiosocket import AudioSocketServer
                     from intake.telephony.calls import CallAudioRouter
 
-                    router = CallAudioRouter(intake, bridge, pool)
+                    app[AUDIO_ROUTER] = router = CallAudioRouter(intake, bridge, pool)
+                if pool is not None and settings.audiosocket_port:
+                    from intake.telephony.audiosocket import AudioSocketServer
+
                     audio = await stack.enter_async_context(
                         AudioSocketServer(router.on_call, settings.audiosocket_host, settings.audiosocket_port))
                     log.info("AudioSocket listening on %s:%s", settings.audiosocket_host, audio.port)
@@ -495,6 +530,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     app.router.add_post(f"{api}/incidents/{{id}}/notes", notes)
     app.router.add_get(f"{api}/stream", stream)
     app.router.add_post("/webhooks/twilio/voice", twilio_voice)
+    app.router.add_get("/webhooks/twilio/media", twilio_media)
     return app
 
 
