@@ -85,6 +85,9 @@ class CallState:
     transferred_to: str | None = None
     dtmf: str = ""
     needs_callback: bool = False
+    callback_reason: str | None = None
+    application: str | None = None  # the dialplan application the caller's channel is in
+    audio_connected: bool = False  # an AudioSocket connection for audio_uuid reached this server
     report_id: int | None = None
     incident_id: int | None = None
     channels: set[str] = field(default_factory=set)  # every Uniqueid of the call
@@ -158,6 +161,9 @@ class AmiBridge:
         self._logged_in = False
         self.connected = asyncio.Event()  # logged in and live calls rebuilt
         self.connections = 0
+        # True when this process also serves the calls' audio (CallAudioRouter sets it): a call that
+        # reached AudioSocket() and ended without its audio ever arriving was cut off, not finished.
+        self.expects_audio = False
 
     # --- connection life -----------------------------------------------------------
 
@@ -256,18 +262,50 @@ class AmiBridge:
         call.transferred_to = agency
         await self._record(call, "transferred", {"agency": agency})
 
-    async def call_back(self, number: str, *, endpoint: str = "PJSIP/{number}@trunk", caller_id: str = "112"
-                        ) -> str:
-        """Ring an abandoned caller back (AMI Originate); returns the new call's ChannelId."""
+    async def call_back(self, number: str, *, report_id: int | None = None,
+                        endpoint: str = "PJSIP/{number}@trunk", caller_id: str = "112") -> str:
+        """Ring an abandoned caller back (AMI Originate into the call-back context); returns its ChannelId.
+
+        With `report_id` (the abandoned call's report), the attempt and its outcome are kept on that report.
+        """
         channel_id = f"callback-{random.getrandbits(48):012x}"
-        result = await self.action(
-            "Originate", Channel=endpoint.format(number=number), Context=CALLBACK_CONTEXT, Exten="s",
-            Priority="1", CallerID=caller_id, Timeout="30000", ChannelId=channel_id)
-        responses = result if isinstance(result, list) else [result]
-        final = next((r for r in responses if r.get("Event") == "OriginateResponse"), None)
-        if final is not None and final.get("Response") == "Failure":
-            raise AmiActionError("Originate", f"call-back to {number} failed (reason {final.get('Reason')})")
+        attempt: dict[str, Any] = {"number": number, "channel_id": channel_id, "at": self.clock().isoformat()}
+        try:
+            result = await self.action(
+                "Originate", Channel=endpoint.format(number=number), Context=CALLBACK_CONTEXT, Exten="s",
+                Priority="1", CallerID=caller_id, Timeout="30000", ChannelId=channel_id,
+                Variable=f"INTAKE_CALLBACK_REPORT={report_id or ''}")
+            responses = result if isinstance(result, list) else [result]
+            final = next((r for r in responses if r.get("Event") == "OriginateResponse"), None)
+            if final is not None and final.get("Response") == "Failure":
+                raise AmiActionError("Originate", f"call-back to {number} failed (reason {final.get('Reason')})")
+            attempt["outcome"] = "ringing" if final is None else f"answered (reason {final.get('Reason')})"
+        except AmiError as exc:
+            attempt["outcome"] = f"failed: {exc}"
+            raise
+        finally:
+            if report_id is not None:
+                await self._note_callback(report_id, attempt)
         return channel_id
+
+    async def _note_callback(self, report_id: int, attempt: dict[str, Any]) -> None:
+        async with self.intake.store.read() as repo:
+            row = await repo.report(report_id)
+        earlier = list(((row or {}).get("raw") or {}).get("callbacks", []))
+        await self.intake.update_report(report_id, raw_patch={"callbacks": [*earlier, attempt]}, actor="ami")
+
+    async def get_var(self, linkedid: str, name: str) -> str | None:
+        """A channel variable of a live call; None when it is unset (Asterisk sends no or an empty Value)."""
+        result = await self.action("Getvar", Channel=self._call(linkedid).channel, Variable=name)
+        first = result[0] if isinstance(result, list) else result
+        return first.get("Value") or None
+
+    def audio_started(self, audio_uuid: str) -> CallState | None:
+        """The audio door found this call's AudioSocket connection."""
+        call = next((c for c in self.calls.values() if c.audio_uuid == audio_uuid), None)
+        if call is not None:
+            call.audio_connected = True
+        return call
 
     async def hangup(self, linkedid: str, cause: int = 16) -> None:
         await self.action("Hangup", Channel=self._call(linkedid).channel, Cause=str(cause))
@@ -335,6 +373,8 @@ class AmiBridge:
         elif event == "AgentConnect":
             call.answered_by = m.get("MemberName") or m.get("Interface")
             await self._record(call, "answered_by", {"calltaker": call.answered_by})
+        elif event == "Newexten" and uniqueid == call.uniqueid:
+            call.application = m.get("Application") or call.application
         elif event == "DTMFEnd" and m.get("Direction") == "Received":
             call.dtmf += m.get("Digit", "")
         elif event == "Hangup" and uniqueid == call.uniqueid:
@@ -370,7 +410,11 @@ class AmiBridge:
         call.state, call.ended_at = "hungup", self.clock()
         call.hangup_cause = cause
         call.hangup_cause_text = cause_text or (HANGUP_CAUSES.get(cause) if cause is not None else None)
-        call.needs_callback = call.answered_at is None
+        if call.answered_at is None:
+            call.needs_callback, call.callback_reason = True, "hung up before answer"
+        elif self.expects_audio and call.audio_uuid and not call.audio_connected and not call.transferred_to:
+            # Answered, sent to AudioSocket(), and gone without a byte of audio: the caller was cut off.
+            call.needs_callback, call.callback_reason = True, "cut off: the call's audio never reached intake"
         await self._record(call, "hungup", {"cause": cause, "needs_callback": call.needs_callback})
         self.calls.pop(call.linkedid, None)
         for uid in call.channels:

@@ -20,7 +20,7 @@ from typing import Any
 
 from intake.core.model import ReportIn
 from intake.pipeline import Intake
-from intake.telephony.ami import AmiBridge, CallState
+from intake.telephony.ami import AmiBridge
 from intake.telephony.asr import RecognizerPool, RecognizerStream, Transcript
 from intake.telephony.audiosocket import AudioChunk, CallAudio, CallEvent, DtmfDigit
 
@@ -35,12 +35,14 @@ class CallAudioRouter:
         self.pool = pool
         self.wait_for_call = wait_for_call
         self.partial_every = partial_every
+        if bridge is not None:
+            bridge.expects_audio = True
 
     async def _report_for(self, audio_uuid: str) -> tuple[int, str]:
         """(report id, call key) of the call this audio belongs to."""
         deadline = time.monotonic() + self.wait_for_call
         while self.bridge is not None:
-            call = self._find(audio_uuid)
+            call = self.bridge.audio_started(audio_uuid)
             if call is not None and call.report_id is not None:
                 return call.report_id, call.linkedid
             if time.monotonic() >= deadline:
@@ -51,10 +53,6 @@ class CallAudioRouter:
             channel="call", channel_ref=f"audiosocket:{audio_uuid}", received_at=self.intake.clock(),
             raw={"audio_uuid": audio_uuid}))
         return result.report_id, f"audiosocket:{audio_uuid}"
-
-    def _find(self, audio_uuid: str) -> CallState | None:
-        assert self.bridge is not None
-        return next((c for c in self.bridge.calls.values() if c.audio_uuid == audio_uuid), None)
 
     async def on_call(self, audio: CallAudio) -> None:
         report_id, key = await self._report_for(str(audio.uuid))

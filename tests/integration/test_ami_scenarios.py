@@ -1,0 +1,167 @@
+"""The rest of the real Asterisk 22 captures through the bridge: DTMF, server hang-up, refused audio,
+the AudioSocket channel driver, an operator's Redirect / Getvar / Setvar / Hangup, and Originate.
+
+Where the capture shows the client sending actions, the test sends the same actions through the
+bridge's own methods, in the same order; the replay answers each with Asterisk's recorded response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from intake.pipeline import Intake
+from intake.telephony.ami import AmiActionError, AmiBridge
+from intake.telephony.ami_replay import AmiReplayServer
+from intake.telephony.asr import RecognizerPool, default_model_dirs
+from intake.telephony.audiosocket import AudioSocketServer, stream_bin
+from intake.telephony.calls import CallAudioRouter
+from tests.conftest import SHARED
+from tests.integration.test_ami import AMI, Recorder, bridge_on, call_reports
+
+CAPTURES = SHARED / "fixtures" / "asterisk" / "audiosocket"
+SPEED = 20.0
+
+
+async def test_digits_the_caller_presses_are_kept_on_the_call(intake: Intake) -> None:
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "dtmf_call.txt", speed=SPEED) as server, bridge_on(server, intake, rec):
+        await rec.wait_for("hungup")
+    (report,) = await call_reports(intake)
+    assert report["raw"]["call"]["dtmf"] == "112#"  # RFC 4733 digits, DTMFEnd Direction: Received
+
+
+async def test_a_call_the_server_hangs_up_is_normal_clearing_and_needs_no_call_back(intake: Intake) -> None:
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "server_hangup.txt", speed=SPEED) as server, bridge_on(server, intake, rec):
+        await rec.wait_for("hungup")
+    (report,) = await call_reports(intake)
+    call = report["raw"]["call"]
+    assert call["hangup_cause"] == 16 and call["hangup_cause_text"] == "Normal Clearing"  # Asterisk's Cause-txt
+    assert call["answered_at"] is not None and call["needs_callback"] is False
+
+
+async def test_a_call_whose_audio_never_arrived_is_flagged_for_call_back(intake: Intake) -> None:
+    """audiosocket_refused: AUDIOSOCKET_SERVER pointed at a closed port; Asterisk drops the caller at once."""
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "audiosocket_refused.txt", speed=SPEED) as server, \
+            bridge_on(server, intake, rec) as bridge:
+        bridge.expects_audio = True  # as when CallAudioRouter serves this bridge's audio
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        # The operator's global Setvar/Getvar, as captured (Channel: none in the VarSet event).
+        await bridge.action("Setvar", Variable="AUDIOSOCKET_SERVER", Value="127.0.0.1:9093")
+        assert (await bridge.action("Getvar", Variable="AUDIOSOCKET_SERVER"))["Value"] == "127.0.0.1:9093"
+        await rec.wait_for("hungup")
+        await bridge.action("Setvar", Variable="AUDIOSOCKET_SERVER", Value="127.0.0.1:9092")
+    (report,) = await call_reports(intake)
+    call = report["raw"]["call"]
+    assert report["dialled_number"] == "114"
+    assert call["answered_at"] is not None and call["hangup_cause"] == 0
+    assert call["audio_connected"] is False
+    assert call["needs_callback"] is True and "audio never reached" in call["callback_reason"]
+
+
+async def test_without_an_audio_door_an_answered_call_is_not_flagged(intake: Intake) -> None:
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "audiosocket_refused.txt", speed=SPEED, action_timeout=0.2) as server, \
+            bridge_on(server, intake, rec):
+        await rec.wait_for("hungup")
+    (report,) = await call_reports(intake)
+    assert report["raw"]["call"]["needs_callback"] is False
+
+
+async def test_the_audiosocket_channel_driver_call_is_one_report_with_16k_audio(intake: Intake) -> None:
+    rec = Recorder()
+    model = default_model_dirs()["ko"]
+    async with RecognizerPool(model, workers=1) as pool, \
+            AmiReplayServer(AMI / "chan_audiosocket_dial.txt", speed=10) as ami, bridge_on(ami, intake, rec) as bridge:
+        router = CallAudioRouter(intake, bridge, pool)
+        async with AudioSocketServer(router.on_call, "127.0.0.1", 0) as audio:
+            await rec.wait_for("audio")
+            result = await stream_bin(CAPTURES / "chan_audiosocket_dial.bin", "127.0.0.1", audio.port, speed=4)
+            for _ in range(200):
+                (report,) = await call_reports(intake)
+                if report["text"]:
+                    break
+                await asyncio.sleep(0.05)
+        await rec.wait_for("hungup")
+    # What went back to keep the call up is silence in the call's own format (16 kHz, 640-byte frames).
+    assert result.received and {(f.kind, len(f.payload)) for f in result.received} == {(0x12, 640)}
+    assert not any(any(f.payload) for f in result.received)
+    (report,) = await call_reports(intake)  # the Dial()ed AudioSocket/ channel shares the Linkedid: one call
+    assert report["dialled_number"] == "116"
+    assert report["text"], "the 16 kHz frames reached no transcript"
+    assert report["raw"]["call"]["audio_connected"] is True and report["raw"]["call"]["needs_callback"] is False
+
+
+async def test_an_operator_inspects_sets_redirects_and_hangs_up_a_live_call(intake: Intake) -> None:
+    """ami_redirect_hangup: the captured client's actions, sent through the bridge in the same order."""
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "ami_redirect_hangup.txt", speed=SPEED) as server, \
+            bridge_on(server, intake, rec) as bridge:
+        await rec.wait_for("ringing")
+        for _ in range(4):  # the captured client polled CoreShowChannels while the call rang
+            await bridge.action("CoreShowChannels")
+        await rec.wait_for("audio")
+        (linkedid,) = bridge.calls
+        status = await bridge.action("Status", Channel=bridge.calls[linkedid].channel)
+        assert any(m.get("Event") == "Status" for m in status)
+        assert await bridge.get_var(linkedid, "INTAKE_UUID") == "f8779c49-4a1a-473a-9d07-f1b07f2fc117"
+        assert await bridge.get_var(linkedid, "CALLERID(num)") == "15551230009"
+        assert await bridge.get_var(linkedid, "NO_SUCH_VAR") is None
+        await bridge.set_var(linkedid, "INTAKE_PRIORITY", "high")
+        assert await bridge.get_var(linkedid, "INTAKE_PRIORITY") == "high"
+        with pytest.raises(AmiActionError, match="No such channel"):
+            await bridge.action("Getvar", Channel="PJSIP/nosuch-00000000", Variable="X")
+        await bridge.transfer(linkedid, "fire")
+        assert await bridge.get_var(linkedid, "INTAKE_UUID") == "f8779c49-4a1a-473a-9d07-f1b07f2fc117"
+        await bridge.action("CoreShowChannels")
+        await bridge.hangup(linkedid)
+        await rec.wait_for("hungup")
+        with pytest.raises(AmiActionError, match="No such channel"):  # the second Hangup, as captured
+            await bridge.action("Hangup", Channel="PJSIP/sipp-00000009")
+    (report,) = await call_reports(intake)
+    call = report["raw"]["call"]
+    assert call["transferred_to"] == "fire" and call["hangup_cause"] == 16
+    assert [w for w, _, _ in rec.events].count("transferred") == 1
+
+
+async def test_call_back_originates_and_is_kept_on_the_abandoned_calls_report(intake: Intake) -> None:
+    from intake.core.model import ReportIn
+
+    abandoned = await intake.ingest(ReportIn(channel="call", channel_ref="1795318930.1", received_at=intake.clock(),
+                                             phone="15551230002", dialled_number="112", raw={"linkedid": "x"}))
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "ami_originate.txt", speed=SPEED) as server, \
+            bridge_on(server, intake, rec) as bridge:
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        channel_id = await bridge.call_back("15551230002", report_id=abandoned.report_id)
+        for _ in range(3):
+            await bridge.action("CoreShowChannels")
+        assert (await bridge.action("Getvar", Channel="PJSIP/sipp-0000000a", Variable="ORIGINATED_BY")
+                )["Value"] == "intake-test"
+        await bridge.action("Hangup", Channel="PJSIP/sipp-0000000a")
+        queued = await bridge.action("Originate", Channel="Local/300@intake", Application="Wait", Data="2")
+        assert any(m.get("Event") == "OriginateResponse" for m in _as_list(queued))
+        assert server.received_actions[-1]["async"] == "true"  # always Async, or panoramisk drops the link
+    async with intake.store.read() as repo:
+        row = await repo.report(abandoned.report_id)
+    assert row is not None
+    (attempt,) = row["raw"]["callbacks"]
+    assert attempt["channel_id"] == channel_id and attempt["outcome"].startswith("answered")
+    # The call-back leg lands in Exten s, then 114: it is our own call, never a new emergency report.
+    assert [r["channel_ref"] for r in await call_reports(intake)] == ["1795318930.1"]
+    assert "ringing" not in [w for w, _, _ in rec.events]
+
+
+def _as_list(result: object) -> list[dict[str, str]]:
+    return list(result) if isinstance(result, list) else [result]  # type: ignore[list-item]
+
+
+async def test_an_action_while_disconnected_is_a_clear_error(intake: Intake) -> None:
+    from intake.telephony.ami import AmiNotConnected
+
+    bridge = AmiBridge(intake, port=1, secret="x")
+    with pytest.raises(AmiNotConnected):
+        await bridge.action("Ping")
