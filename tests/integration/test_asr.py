@@ -173,6 +173,19 @@ async def test_two_concurrent_streams_get_their_own_results(audio: dict[str, Pat
     assert fa.words[0].start < 0.9 <= fb.words[0].start  # b's speech starts 1 s in: its own time line
 
 
+async def test_a_reused_recognizer_keeps_each_call_on_its_own_time_line(
+        audio: dict[str, Path], model_dir: str) -> None:
+    """The second call gets the first call's (warm) recognizer, whose clock kept running: times still start at 0."""
+    pcm, rate = read_wav(str(audio["16000"]))
+    total = len(pcm) / 2 / rate
+    async with RecognizerPool(model_dir, workers=1) as pool:
+        first = _check_final(await _run_stream(await pool.open("call-1", rate), pcm, rate), "call-1", total)
+        second_stream = await pool.open("call-2", rate)
+        second = _check_final(await _run_stream(second_stream, pcm, rate), "call-2", total)
+    assert first.words[0].start < 1.0 and second.words[0].start < 1.0  # not shifted by the first call's audio
+    assert second.words[-1].end == pytest.approx(first.words[-1].end, abs=0.5)
+
+
 async def test_8khz_feed_works(audio: dict[str, Path], model_dir: str) -> None:
     pcm, rate = read_wav(str(audio["8000"]))
     assert rate == 8000
