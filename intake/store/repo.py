@@ -372,3 +372,93 @@ class Repo:
     async def bulk_insert_incidents(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self.conn.execute(insert(incidents), list(rows))
+
+    # --- devices (alarm panels, IP devices, cameras) ----------------------------------
+
+    async def device(self, device_id: str) -> dict[str, Any] | None:
+        return await self._one(select(facility_devices).where(facility_devices.c.device_id == device_id))
+
+    async def touch_device(self, device_id: str, at: datetime) -> datetime | None:
+        """Record that the device was heard; returns when it had gone silent (None if it had not)."""
+        row = await self._one(
+            select(facility_devices.c.silent_since).where(facility_devices.c.device_id == device_id)
+        )
+        await self.conn.execute(
+            update(facility_devices)
+            .where(facility_devices.c.device_id == device_id)
+            .values(last_seen_at=at, silent_since=None)
+        )
+        return row["silent_since"] if row is not None else None
+
+    async def supervised_devices(self) -> list[dict[str, Any]]:
+        """Devices that promise heartbeats, were heard at least once and are not flagged silent yet."""
+        return await self._all(
+            select(facility_devices).where(
+                facility_devices.c.heartbeat_s.is_not(None),
+                facility_devices.c.last_seen_at.is_not(None),
+                facility_devices.c.silent_since.is_(None),
+            )
+        )
+
+    async def mark_device_silent(self, device_id: str, last_seen_at: datetime, at: datetime) -> bool:
+        """Flag a device silent unless it was heard (or flagged by another node) since it was read."""
+        result = await self.conn.execute(
+            update(facility_devices)
+            .where(
+                facility_devices.c.device_id == device_id,
+                facility_devices.c.last_seen_at == last_seen_at,
+                facility_devices.c.silent_since.is_(None),
+            )
+            .values(silent_since=at)
+        )
+        return bool(result.rowcount)
+
+    # --- location fixes (AML) --------------------------------------------------
+
+    async def insert_location_fix(self, values: dict[str, Any]) -> int | None:
+        """Store a fix once; None when its (channel, channel_ref) is already stored (a retried delivery)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        from intake.store.tables import location_fixes
+
+        dialect_insert: Any = postgresql.insert if self.is_postgres else sqlite.insert
+        stmt = (dialect_insert(location_fixes).values(**values)
+                .on_conflict_do_nothing(index_elements=["channel", "channel_ref"]).returning(location_fixes.c.id))
+        found = (await self.conn.execute(stmt)).scalar_one_or_none()
+        return int(found) if found is not None else None
+
+    async def location_fix_by_ref(self, channel: str, channel_ref: str) -> dict[str, Any] | None:
+        from intake.store.tables import location_fixes as f
+
+        return await self._one(select(f).where(f.c.channel == channel, f.c.channel_ref == channel_ref))
+
+    async def pending_location_fixes(self, phone: str, since: datetime) -> list[dict[str, Any]]:
+        """Fixes for a number not yet applied to a call, received since `since`, oldest first."""
+        from intake.store.tables import location_fixes as f
+
+        return await self._all(select(f).where(f.c.phone == phone, f.c.report_id.is_(None), f.c.received_at >= since)
+                               .order_by(f.c.received_at, f.c.id))
+
+    async def latest_location_fix(self, phone: str) -> dict[str, Any] | None:
+        from intake.store.tables import location_fixes as f
+
+        return await self._one(select(f).where(f.c.phone == phone).order_by(f.c.received_at.desc(), f.c.id.desc())
+                               .limit(1))
+
+    async def mark_location_fix_applied(self, fix_id: int, report_id: int, at: datetime) -> bool:
+        """Record the call a fix went to; False when it was already recorded (the first one stays)."""
+        from intake.store.tables import location_fixes as f
+
+        result = await self.conn.execute(update(f).where(f.c.id == fix_id, f.c.report_id.is_(None))
+                                         .values(report_id=report_id, applied_at=at))
+        return bool(result.rowcount)
+
+    async def latest_call_report(self, phone: str, since: datetime) -> dict[str, Any] | None:
+        """The newest call report from an E.164 number received since `since` (by the indexed reporter key)."""
+        return await self._one(
+            select(reports)
+            .where(reports.c.reporter_key == phone, reports.c.phone == phone, reports.c.channel == "call",
+                   reports.c.received_at >= since)
+            .order_by(reports.c.received_at.desc(), reports.c.id.desc())
+            .limit(1)
+        )

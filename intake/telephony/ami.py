@@ -34,6 +34,7 @@ from typing import Any
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from intake import locfix
 from intake.core.model import ReportIn
 from intake.core.phone import EMERGENCY_SHORT_CODES, normalise_phone
 from intake.pipeline import Intake
@@ -399,6 +400,8 @@ class AmiBridge:
             raw={"linkedid": linkedid, "caller_number": call.caller_number, "channel": call.channel},
         ))
         call.report_id, call.incident_id = result.report_id, result.incident_id
+        if (located := await locfix.apply_pending(self.intake, call.report_id)) is not None:
+            call.incident_id = located.incident_id  # an AML fix that came before the call
         await screenpop.publish(self.intake, await screenpop.build(
             self.intake, caller_number=call.caller_number, line=call.dialled_number, report_id=call.report_id,
             incident_id=call.incident_id, call=call.record()))

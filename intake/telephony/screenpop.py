@@ -3,13 +3,15 @@
 Published on the stream (topic `call`, kind `call.ringing`) right after the
 call's report is stored: the caller's number, the line dialled, the caller's
 earlier reports, the registered facility for that number, the last known
-location for that number, and the active incidents near it.
+location for that number (its newest AML fix, unless a located report of that
+number changed after the fix came), and the active incidents near it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from intake import locfix
 from intake.core import geo
 from intake.core.phone import normalise_phone
 from intake.pipeline import Intake, incident_payload, location_dict, report_payload
@@ -26,7 +28,13 @@ async def build(intake: Intake, *, caller_number: str, line: str, report_id: int
         earlier_rows = [r for r in await repo.reports_of_reporter(phone.key, EARLIER + 1) if r["id"] != report_id] \
             if phone else []
         facility = await repo.facility_by_phone(phone.e164) if phone and phone.e164 else None
-        last = next((row_location(r) for r in earlier_rows if row_location(r) is not None), None)
+        located = next((r for r in earlier_rows if row_location(r) is not None), None)
+        last = row_location(located) if located is not None else None
+        # The phone's own AML fix is preferred, unless a report's location changed after it arrived
+        # (a call-taker confirmed the place, or the caller reported again from somewhere else).
+        fix = await repo.latest_location_fix(phone.e164) if phone and phone.e164 else None
+        if fix is not None and (located is None or fix["received_at"] >= located["updated_at"]):
+            last = locfix.fix_location(fix)
         nearby: list[dict[str, Any]] = []
         if last is not None:
             rows = await repo.list_incidents(statuses=["open", "acknowledged"],
