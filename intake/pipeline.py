@@ -761,11 +761,14 @@ class Intake:
         attachments: tuple[dict[str, Any], ...] = (),
         raw_patch: dict[str, Any] | None = None,
         actor: str = SYSTEM,
+        location_supersedes: bool = False,
     ) -> IngestResult:
         """Apply what arrived later (transcript, location, a call-taker's decision) and walk the road again.
 
         `category` is a person's decision: it replaces the classifier's. A location with source
-        CALLTAKER is kept over any later automatic fix.
+        CALLTAKER is kept over any later automatic fix. Otherwise the more accurate location wins,
+        unless `location_supersedes`: the new fix comes from the same moving device (a live
+        location), so it is where the reporter is now, however accurate.
         """
         now = self.clock()
         async with self.store.transaction() as repo:
@@ -773,7 +776,12 @@ class Intake:
             if row is None:
                 raise NotFound(f"report {report_id} does not exist")
             old_loc = row_location(row)
-            new_loc = match.better_location(old_loc, location) if location is not None else old_loc
+            if location is None:
+                new_loc = old_loc
+            elif location_supersedes and not (old_loc is not None and old_loc.source == LocationSource.CALLTAKER):
+                new_loc = location
+            else:
+                new_loc = match.better_location(old_loc, location)
             facility = facility_from_row(await repo.facility(row["facility_id"])) if row["facility_id"] else None
             report = ReportIn(
                 channel=row["channel"],
