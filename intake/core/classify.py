@@ -8,7 +8,7 @@ every reason, including the ones that did not count (negated phrases).
 Data (read once at import, from ``intake/core/data``):
   classify_terms.toml  phrases per incident kind, negators, SMS aliases, ambiguous folded words
   routing.toml         incident kind → primary agency + agencies also notified
-  device_codes.toml    Contact ID / SIA event codes → category, kind, event type
+  device_codes.toml    Contact ID / SIA event codes, AI camera detections → category, kind, event type
 
 Text matching: the text is split into words and folded exactly as `textnorm.folded_words` does;
 phrases are matched on whole folded words, without overlap: the reading that covers the most
@@ -95,7 +95,7 @@ class DeviceCode:
     """What an alarm panel's event code means."""
 
     code: str  # Contact ID: qualifier + event, 4 digits ('1110', '3110'); SIA: two letters ('FA')
-    scheme: str  # 'CID' | 'SIA'
+    scheme: str  # 'CID' | 'SIA' | 'CAM'
     category: Category | None  # None: the event says nothing about an emergency (tests, troubles)
     kind: str | None  # incident kind (routing.toml) or a device-side kind ('test', 'power', ...)
     event_type: EventType  # only 'alarm' opens an incident
@@ -451,7 +451,8 @@ def _device_row(row: Mapping[str, Any], where: str) -> _DeviceRow:
 _CidRanges = tuple[tuple[int, int, _DeviceRow], ...]
 
 
-def _load_devices() -> tuple[Mapping[str, _DeviceRow], _CidRanges, Mapping[str, _DeviceRow]]:
+def _load_devices(
+) -> tuple[Mapping[str, _DeviceRow], _CidRanges, Mapping[str, _DeviceRow], Mapping[str, _DeviceRow]]:
     data = _read_toml("device_codes.toml")
     cid = {str(code): _device_row(row, f"device_codes cid {code}") for code, row in data["cid"].items()}
     ranges = tuple(
@@ -459,19 +460,22 @@ def _load_devices() -> tuple[Mapping[str, _DeviceRow], _CidRanges, Mapping[str, 
         for r in data.get("cid_ranges", ())
     )
     sia = {str(c).upper(): _device_row(row, f"device_codes sia {c}") for c, row in data["sia"].items()}
-    return MappingProxyType(cid), ranges, MappingProxyType(sia)
+    camera = {str(c).upper(): _device_row(row, f"device_codes camera {c}")
+              for c, row in data.get("camera", {}).items()}
+    return MappingProxyType(cid), ranges, MappingProxyType(sia), MappingProxyType(camera)
 
 
-_CID, _CID_RANGES, _SIA = _load_devices()
+_CID, _CID_RANGES, _SIA, _CAMERA = _load_devices()
 _CID_SCHEMES: Final = frozenset({"CID", "CONTACTID", "CONTACT-ID", "CONTACT_ID", "ADEMCO"})
 _SIA_SCHEMES: Final = frozenset({"SIA", "DC09", "DC-09", "SIA-DC09", "SIA-DC-09", "SIA-DCS"})
+_CAMERA_SCHEMES: Final = frozenset({"CAM", "CAMERA"})
 _CID_BODY: Final = re.compile(r"([136ER])?(\d{3})(?:[\s\-/|].*)?")
 _SIA_BODY: Final = re.compile(r"(?:[A-Z]{1,3}\d*/)*([A-Z]{2}|NULL)[\s\d]*")
 _QUALIFIER: Final[Mapping[str, str]] = MappingProxyType({"E": "1", "R": "3"})
 
 
 def device_code_info(code: str) -> DeviceCode | None:
-    """The meaning of 'CID:1110' / 'CID:E110' / 'CID:110' / 'SIA:FA'; None when unknown."""
+    """The meaning of 'CID:1110' / 'CID:E110' / 'CID:110' / 'SIA:FA' / 'CAM:smoke'; None when unknown."""
     scheme, sep, body = code.partition(":")
     if not sep:
         return None
@@ -508,6 +512,11 @@ def device_code_info(code: str) -> DeviceCode | None:
         if row is None:
             return None
         return DeviceCode(m.group(1), "SIA", row.category, row.kind, row.event_type, row.description)
+    if scheme in _CAMERA_SCHEMES:
+        row = _CAMERA.get(body)
+        if row is None:
+            return None
+        return DeviceCode(body, "CAM", row.category, row.kind, row.event_type, row.description)
     return None
 
 
