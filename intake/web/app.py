@@ -18,7 +18,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from intake import locfix
 from intake.channels import app as app_door
+from intake.channels.chat import ChatDoor
 from intake.config import Settings
 from intake.core import geo
 from intake.core.model import AGENCIES, Category, IncidentStatus
@@ -45,6 +47,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("stopping", asyncio.Event)
 BRIDGE: web.AppKey[Any] = web.AppKey("ami_bridge")
 AUDIO_ROUTER: web.AppKey[Any] = web.AppKey("call_audio_router")  # CallAudioRouter, when speech is on
+CHAT_DOORS: web.AppKey[dict[str, ChatDoor]] = web.AppKey("chat_doors", dict)  # the configured Telegram/Zalo doors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -219,11 +222,49 @@ async def twilio_voice(request: web.Request) -> web.Response:
     result = await intake.ingest(ReportIn(
         channel="call", channel_ref=f"twilio:{call_sid}", received_at=intake.clock(), phone=form.get("From"),
         dialled_number=form.get("To"), raw={"call_sid": call_sid, "from": form.get("From"), "to": form.get("To")}))
+    await locfix.apply_pending(intake, result.report_id)  # an AML fix that came before the call
     # Twilio opens Media Streams over TLS only: the stream is wss:// on the host Twilio called.
     host = request.headers.get("X-Forwarded-Host", request.host)
     twiml = connect_stream_twiml(f"wss://{host}/webhooks/twilio/media",
                                  {"report_id": str(result.report_id), "call_sid": call_sid})
     return web.Response(text=twiml, content_type="text/xml")
+
+
+async def _open_chat_doors(settings: Settings, intake: Intake, stack: contextlib.AsyncExitStack
+                           ) -> dict[str, ChatDoor]:
+    """The configured chat doors, each open (its HTTP client for replies) for the app's life."""
+    from intake.channels import telegram, zalo
+
+    doors: dict[str, ChatDoor] = {}
+    if not telegram.missing(settings):
+        doors[telegram.NAME] = await stack.enter_async_context(telegram.TelegramDoor.from_settings(settings, intake))
+    if not zalo.missing(settings):
+        doors[zalo.NAME] = await stack.enter_async_context(zalo.ZaloDoor.from_settings(settings, intake))
+    return doors
+
+
+async def _chat_webhook(request: web.Request, name: str, missing: Callable[[Settings], list[str]]) -> web.Response:
+    """Telegram / Zalo: verify, parse, store, and only then reply in the chat (intake/channels/chat.py)."""
+    door = request.app[CHAT_DOORS].get(name)
+    if door is None:
+        needed = ", ".join(missing(request.app[SETTINGS]))
+        raise web.HTTPNotFound(text=f"the {name} door is not configured ({needed})")
+    intake = request.app[INTAKE]
+    inbound = Inbound(body=await request.read(), headers=request.headers, url=str(request.url),
+                      received_at=intake.clock(), query=request.query, remote=request.remote)
+    return ok({"ok": True, "handled": await door.handle(inbound)})
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    from intake.channels import telegram
+
+    return await _chat_webhook(request, telegram.NAME, telegram.missing)
+
+
+async def zalo_webhook(request: web.Request) -> web.Response:
+    from intake.channels import zalo
+
+    return await _chat_webhook(request, zalo.NAME, zalo.missing)
 
 
 async def twilio_media(request: web.Request) -> web.StreamResponse:
@@ -255,6 +296,46 @@ def _public_url(request: web.Request) -> str:
     proto = request.headers.get("X-Forwarded-Proto", request.scheme)
     host = request.headers.get("X-Forwarded-Host", request.host)
     return f"{proto}://{host}{request.path_qs}"
+
+
+async def _inbound_at_public_url(request: web.Request) -> Inbound:
+    """A signed webhook as a door sees it: the URL is the one the sender signed (see _public_url)."""
+    return Inbound(body=await request.read(), headers=request.headers, url=_public_url(request),
+                   received_at=request.app[INTAKE].clock(), remote=request.remote)
+
+
+async def twilio_sms(request: web.Request) -> web.Response:
+    """Twilio's incoming-message webhook: an SMS becomes a report; an AML SMS locates its call (TwiML back)."""
+    from intake.channels import sms
+
+    token = request.app[SETTINGS].extra.get("twilio_auth_token")
+    if not token:
+        raise web.HTTPNotFound(text="the Twilio SMS door is not configured (INTAKE_TWILIO_AUTH_TOKEN)")
+    twiml = await sms.receive(request.app[INTAKE], token, await _inbound_at_public_url(request))
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+async def aml_https(request: web.Request) -> web.Response:
+    """Advanced Mobile Location over HTTPS (ELS form post, HMAC-signed): the fix locates its call."""
+    key = request.app[SETTINGS].extra.get("aml_hmac_key")
+    if not key:
+        raise web.HTTPNotFound(text="the AML HTTPS door is not configured (INTAKE_AML_HMAC_KEY)")
+    outcome = await locfix.receive_https(request.app[INTAKE], key, await _inbound_at_public_url(request))
+    return ok(outcome.as_dict())
+
+
+async def device_event(request: web.Request) -> web.Response:
+    """An IP fire-alarm device's or AI camera's event, authenticated by the device's own secret."""
+    from intake.channels import devices
+    from intake.channels.devices import http as devices_http
+
+    if not devices.http_enabled(request.app[SETTINGS]):
+        raise web.HTTPNotFound(text="the devices HTTP door is not configured (INTAKE_DEVICES_HTTP=on)")
+    intake = request.app[INTAKE]
+    inbound = Inbound(body=await request.read(), headers=request.headers, url=str(request.url),
+                      received_at=intake.clock(), remote=request.remote)
+    status, body = await devices_http.receive(intake, inbound, request.match_info["device_id"])
+    return ok(body, status=status)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -483,6 +564,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
             intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)
             app[INTAKE] = intake
             app[QUEUE] = Queue(intake)
+            app[CHAT_DOORS] = await _open_chat_doors(settings, intake, stack)
             stop_listen = asyncio.Event()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(s.listen(stop_listen))
@@ -504,11 +586,21 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     audio = await stack.enter_async_context(
                         AudioSocketServer(router.on_call, settings.audiosocket_host, settings.audiosocket_port))
                     log.info("AudioSocket listening on %s:%s", settings.audiosocket_host, audio.port)
+                from intake.channels import sip_listener
+
+                sip = sip_listener.from_settings(settings, intake.ingest, intake.clock)  # INTAKE_SIP_MESSAGE_PORT
+                if sip is not None:
+                    await stack.enter_async_context(sip)
+                from intake.channels import devices
+
+                devices.start(tg, intake, settings, stop_listen)  # SIA DC-09, MQTT, supervision: when configured
                 try:
                     yield
                 finally:
                     app[STOPPING].set()
                     stop_listen.set()
+                    if sip is not None:
+                        await sip.close()  # texts being stored get their 200 before the store closes
             if own:
                 await s.close()
 
@@ -531,6 +623,11 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     app.router.add_get(f"{api}/stream", stream)
     app.router.add_post("/webhooks/twilio/voice", twilio_voice)
     app.router.add_get("/webhooks/twilio/media", twilio_media)
+    app.router.add_post("/webhooks/telegram", telegram_webhook)
+    app.router.add_post("/webhooks/zalo", zalo_webhook)
+    app.router.add_post("/webhooks/twilio/sms", twilio_sms)
+    app.router.add_post("/webhooks/aml", aml_https)
+    app.router.add_post(f"{api}/devices/{{device_id}}/events", device_event)
     return app
 
 
