@@ -326,7 +326,12 @@ class GroupCommit:
             waiting: set[asyncio.Future[Any]] = {entry.result, entry.lead}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if entry.lead.done() and not entry.result.done():
-                await self._lead_until(entry)
+                try:
+                    await self._lead_until(entry)
+                except BaseException:
+                    if entry.result.done() and not entry.result.cancelled():
+                        entry.result.exception()  # mark it read: this caller gets the cancellation instead
+                    raise
         return entry.result.result()
 
     async def _lead_until(self, entry: _Entry) -> None:
@@ -342,11 +347,13 @@ class GroupCommit:
 
     async def _one_group(self, group: list[_Entry]) -> None:
         try:
-            results = await self._run([e.item for e in group])
-        except BaseException as exc:
+            results: list[IngestResult | Exception] = await self._run([e.item for e in group])
+        except Exception as exc:  # the whole group failed (the store is down): each caller gets the error
+            results = [exc] * len(group)
+        except BaseException:
             for e in group:
                 if not e.result.done():
-                    e.result.set_exception(exc if isinstance(exc, Exception) else RuntimeError("ingest cancelled"))
+                    e.result.set_exception(RuntimeError("ingest cancelled"))
             raise
         for e, result in zip(group, results, strict=True):
             if e.result.done():
