@@ -4,10 +4,14 @@
 file updates the facilities in place (keyed by the registry's own `id`).
 
 Columns (a header row is required; only `id`, `name` and `address` must be filled):
-  id, name, address, lat, lon, accuracy_m, phone, contact_name, contact_phone, device_ids
+  id, name, address, lat, lon, accuracy_m, phone, contact_name, contact_phone, device_ids,
+  device_secrets, heartbeat_s
 `device_ids` is a list separated by ';' or spaces, each optionally `kind:id`
-(e.g. `sia:1234;mqtt:bldg7/panel`). Without coordinates the address is located
-with the gazetteer (ward accuracy).
+(e.g. `sia:1234;mqtt:bldg7/panel`). `device_secrets` gives devices their secret
+as `id=secret` pairs separated by ';' (a SIA account's AES key, an HTTP device's
+bearer token). `heartbeat_s` is the supervision interval the facility's devices
+promise (a device silent for twice that is flagged). Without coordinates the
+address is located with the gazetteer (ward accuracy).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from intake.core.phone import normalise_phone
 from intake.store import Store
 
 REQUIRED = ("id", "name", "address")
-KNOWN = (*REQUIRED, "lat", "lon", "accuracy_m", "phone", "contact_name", "contact_phone", "device_ids")
+KNOWN = (*REQUIRED, "lat", "lon", "accuracy_m", "phone", "contact_name", "contact_phone", "device_ids",
+         "device_secrets", "heartbeat_s")
 DEFAULT_ACCURACY_M = 30.0
 
 
@@ -66,10 +71,28 @@ def parse_row(row: dict[str, str], lineno: int, settings: Settings) -> dict[str,
             loc = found[1]
             lat, lon, accuracy, ward_code = loc.lat, loc.lon, loc.accuracy_m, loc.ward_code
             located_by_address = True
-    devices = []
+    devices: list[dict[str, Any]] = []
     for item in (row.get("device_ids") or "").replace(";", " ").split():
         kind, _, dev = item.rpartition(":")
         devices.append({"device_id": dev if kind else item, "kind": kind or "device"})
+    secrets: dict[str, str] = {}
+    for pair in (row.get("device_secrets") or "").split(";"):
+        if not pair.strip():
+            continue
+        dev_id, sep, secret = pair.strip().partition("=")
+        if not sep or not dev_id.strip() or not secret.strip():
+            raise FacilityImportError(f"line {lineno}: device_secrets wants id=secret pairs, got {pair.strip()!r}")
+        secrets[dev_id.strip()] = secret.strip()
+    unknown = sorted(set(secrets) - {d["device_id"] for d in devices})
+    if unknown:
+        raise FacilityImportError(
+            f"line {lineno}: device_secrets names devices not in device_ids: {', '.join(unknown)}")
+    heartbeat = _float(row, "heartbeat_s", lineno)
+    if heartbeat is not None and (heartbeat <= 0 or heartbeat != int(heartbeat)):
+        raise FacilityImportError(f"line {lineno}: heartbeat_s must be a whole number of seconds above 0")
+    for dev in devices:
+        dev["secret"] = secrets.get(dev["device_id"])
+        dev["heartbeat_s"] = int(heartbeat) if heartbeat is not None else None
 
     def phone(name: str) -> str | None:
         raw = (row.get(name) or "").strip()
