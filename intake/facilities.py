@@ -90,9 +90,9 @@ def parse_row(row: dict[str, str], lineno: int, settings: Settings) -> dict[str,
     heartbeat = _float(row, "heartbeat_s", lineno)
     if heartbeat is not None and (heartbeat <= 0 or heartbeat != int(heartbeat)):
         raise FacilityImportError(f"line {lineno}: heartbeat_s must be a whole number of seconds above 0")
-    for dev in devices:
-        dev["secret"] = secrets.get(dev["device_id"])
-        dev["heartbeat_s"] = int(heartbeat) if heartbeat is not None else None
+    for device in devices:
+        device["secret"] = secrets.get(device["device_id"])
+        device["heartbeat_s"] = int(heartbeat) if heartbeat is not None else None
 
     def phone(name: str) -> str | None:
         raw = (row.get(name) or "").strip()
