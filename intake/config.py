@@ -41,6 +41,7 @@ class Settings:
     audiosocket_port: int = 0
     asr_model: str = ""  # a Vosk model directory; default: the first one installed (see asr_models/)
     asr_workers: int = 0  # recognizer processes; 0 = one per CPU
+    asr_warmup: str = ""  # a WAV of speech (best: in the model's language) to warm the recognizers at start
     extra: dict[str, str] = field(default_factory=dict)  # other INTAKE_* values, for the doors
 
     @property

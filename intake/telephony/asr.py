@@ -213,6 +213,17 @@ class _Warm:
         rec.SetWords(True)
         return rec, 0.0
 
+    def prepare(self, pcm: bytes, rate: int) -> None:
+        """Warm `keep` recognizers at `rate` on speech, so that the first calls after a start are warm too."""
+        taken = [self.take(rate) for _ in range(self.keep)]
+        step = int(rate * FRAME_S) * 2
+        for rec, base_s in taken:
+            for i in range(0, len(pcm), step):
+                if rec.AcceptWaveform(pcm[i : i + step]):
+                    rec.Result()
+            rec.FinalResult()
+            self.give_back(rate, rec, base_s + len(pcm) / 2 / rate)
+
     def give_back(self, rate: int, rec: Any, fed_s: float) -> None:
         idle = self.idle.setdefault(rate, [])
         if len(idle) < self.keep:
@@ -248,9 +259,11 @@ class _WorkerStream:
 
 
 def _worker_main(model: Any, commands: Any, results: multiprocessing.connection.Connection,
-                 keep: int = STREAMS_PER_WORKER) -> None:
+                 keep: int = STREAMS_PER_WORKER, warmup: tuple[bytes, int] | None = None) -> None:
     streams: dict[str, _WorkerStream] = {}
     warm = _Warm(model, keep)
+    if warmup is not None:
+        warm.prepare(*warmup)
 
     def send(*msg: Any) -> None:
         results.send(msg)
@@ -262,6 +275,9 @@ def _worker_main(model: Any, commands: Any, results: multiprocessing.connection.
             if kind == "stop":
                 break
             sid = msg[1]
+            if kind == "ping":  # answered after everything queued before it, the warm-up included
+                send("pong", sid)
+                continue
             if kind == "open":
                 rate = int(msg[2])
                 rec, base_s = warm.take(rate)
@@ -576,8 +592,12 @@ class RecognizerPool:
         hangover_s: float = DEFAULT_HANGOVER_S,
         record_dir: str | None = None,
         keep_recordings: bool = False,
+        warmup: tuple[bytes, int] | None = None,
     ) -> None:
+        """`warmup`: (s16 PCM of speech, its rate), fed to each worker's recognizers before the first call
+        (calls that arrive meanwhile queue behind it); telephone audio is 8000 Hz."""
         self.model_dir = model_dir
+        self.warmup = warmup
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.streams_per_worker = streams_per_worker
         self.capacity = capacity if capacity is not None else self.workers * streams_per_worker
@@ -595,6 +615,7 @@ class RecognizerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
+        self._pongs: dict[str, asyncio.Future[None]] = {}
 
     @property
     def live(self) -> int:
@@ -622,7 +643,8 @@ class RecognizerPool:
         for i in range(self.workers):
             commands = ctx.Queue()
             parent_end, child_end = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker_main, args=(model, commands, child_end, self.streams_per_worker),
+            proc = ctx.Process(target=_worker_main,
+                               args=(model, commands, child_end, self.streams_per_worker, self.warmup),
                                name=f"asr-worker-{i}", daemon=True)
             proc.start()
             child_end.close()
@@ -647,8 +669,30 @@ class RecognizerPool:
             if msg[0] == "worker-exit":
                 return
 
+    async def ready(self) -> None:
+        """Wait until every worker has worked through what it was given so far (the warm-up, at start)."""
+        assert self._loop is not None
+        waits = []
+        for w in self._workers:
+            sid = f"ping-{w.index}-{id(w)}-{time.monotonic_ns()}"
+            self._pongs[sid] = self._loop.create_future()
+            w.commands.put(("ping", sid))
+            waits.append(self._pongs[sid])
+        try:
+            await asyncio.gather(*waits)
+        finally:
+            self._pongs = {k: v for k, v in self._pongs.items() if not v.done()}
+
     def _dispatch(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "pong":
+            pong = self._pongs.get(msg[1])
+            if pong is not None and not pong.done():
+                pong.set_result(None)
+            return
         if msg[0] == "worker-exit":
+            for pong in self._pongs.values():
+                if not pong.done():
+                    pong.set_exception(RuntimeError("recognizer worker exited"))
             w = self._workers[msg[1]]
             for s in list(self._streams.values()):
                 if s._worker is w:

@@ -215,13 +215,14 @@ async def _feed_paced(t0: float, pcm: bytes, rate: int, feed: Callable[[bytes], 
         await feed(pcm[i : i + step])
 
 
-async def _bench_pool(model_dir: str, pcm: bytes, rate: int, calls: int, workers: int, rounds: int = 2
-                      ) -> dict[str, Any]:
+async def _bench_pool(model_dir: str, pcm: bytes, rate: int, calls: int, workers: int, rounds: int = 2,
+                      warmup: tuple[bytes, int] | None = None) -> dict[str, Any]:
     """`rounds` rounds of `calls` paced calls through one pool: the first meets fresh recognizers (a server
     just started), the later ones reuse them (a server that has taken calls; see asr._Warm)."""
     dur = len(pcm) / 2 / rate
     per_worker = max(1, math.ceil(calls / workers))
-    async with RecognizerPool(model_dir, workers=workers, streams_per_worker=per_worker) as pool:
+    async with RecognizerPool(model_dir, workers=workers, streams_per_worker=per_worker, warmup=warmup) as pool:
+        await pool.ready()  # the warm-up (if any) is part of the start, not of the first calls
         pids = [os.getpid(), *pool.worker_pids]
         rss0, pss0 = _proc_mem_mb(pids)
         peak = [rss0, pss0]
@@ -308,7 +309,8 @@ async def _bench_baseline(model_dir: str, pcm: bytes, rate: int, calls: int) -> 
     return out
 
 
-def bench_asr_main(calls: int = 4, audio: str | None = None, as_json: bool = False) -> int:
+def bench_asr_main(calls: int = 4, audio: str | None = None, as_json: bool = False, warmup: str | None = None
+                   ) -> int:
     """N concurrent real-time calls through the pool, then through the naive baseline."""
     if calls < 1:
         return _err("--calls must be at least 1")
@@ -342,7 +344,11 @@ def bench_asr_main(calls: int = 4, audio: str | None = None, as_json: bool = Fal
         t = time.perf_counter()
         load_model(model_dir)
         load_s = time.perf_counter() - t
-        pool = asyncio.run(_bench_pool(model_dir, pcm, rate, calls, workers))
+        try:
+            warm = read_wav(warmup) if warmup else None
+        except (OSError, ValueError, wave.Error) as exc:
+            return _err(f"--warmup: {exc}")
+        pool = asyncio.run(_bench_pool(model_dir, pcm, rate, calls, workers, warmup=warm))
         cold = pool["cold"]
         print(f"  pool, first calls (fresh recognizers): {cold['live']}/{calls} live, p95 lag {cold['p95']} s, "
               f"max {cold['max']} s", file=sys.stderr)
@@ -365,6 +371,7 @@ def bench_asr_main(calls: int = 4, audio: str | None = None, as_json: bool = Fal
         "cold_p95_lag_s": cold["p95"],
         "cold_max_lag_s": cold["max"],
         "cold_cpu_s_per_audio_s_per_call": cold["cpu_s_per_audio_s_per_call"],
+        "warmup": warmup,  # the WAV the recognizers were warmed on before the first calls (None: not warmed)
         "rss_per_call_mb": pool["rss_per_call_mb"],
         "pss_per_call_mb": pool["pss_per_call_mb"],
         "cpu_s_per_audio_s_per_call": pool["cpu_s_per_audio_s_per_call"],

@@ -554,11 +554,12 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
             pool = None
             if settings.audiosocket_port or _twilio_speech(settings):
                 # Recognizer processes are forked before the store opens its threads.
-                from intake.telephony.asr import ModelRegistry, RecognizerPool
+                from intake.telephony.asr import ModelRegistry, RecognizerPool, read_wav
 
                 model = settings.asr_model or ModelRegistry().model_dir()
+                warmup = read_wav(settings.asr_warmup) if settings.asr_warmup else None
                 pool = await stack.enter_async_context(
-                    RecognizerPool(model, workers=settings.asr_workers or None))
+                    RecognizerPool(model, workers=settings.asr_workers or None, warmup=warmup))
             s = store or await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             app[STORE] = s
             intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)

@@ -186,6 +186,17 @@ async def test_a_reused_recognizer_keeps_each_call_on_its_own_time_line(
     assert second.words[-1].end == pytest.approx(first.words[-1].end, abs=0.5)
 
 
+async def test_a_pool_warmed_at_start_serves_calls_on_their_own_time_line(
+        audio: dict[str, Path], model_dir: str) -> None:
+    pcm, rate = read_wav(str(audio["16000"]))
+    total = len(pcm) / 2 / rate
+    warm_pcm = bytes(rate) + pcm  # the warm-up clip: 0.5 s of silence, then speech
+    async with RecognizerPool(model_dir, workers=1, streams_per_worker=1, warmup=(warm_pcm, rate)) as pool:
+        await pool.ready()
+        final = _check_final(await _run_stream(await pool.open("call-1", rate), pcm, rate), "call-1", total)
+    assert final.words[0].start < 1.0  # the warm-up's audio does not shift the call's words
+
+
 async def test_8khz_feed_works(audio: dict[str, Path], model_dir: str) -> None:
     pcm, rate = read_wav(str(audio["8000"]))
     assert rate == 8000
