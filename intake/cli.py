@@ -237,7 +237,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "asr":
         from intake.telephony.asr_cli import bench_asr_main
 
-        return bench_asr_main(args.calls, args.audio, args.json)
+        return bench_asr_main(args.calls, args.audio, args.json, args.warmup)
     from intake import bench
 
     return bench.main(args, settings)
@@ -331,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba = bsub.add_parser("asr", help="concurrent calls transcribed in real time, against a naive baseline")
     ba.add_argument("--calls", type=int, default=4)
     ba.add_argument("--audio", help="a mono WAV to play as every call (default: a bundled test recording)")
+    ba.add_argument("--warmup", help="a WAV of speech to warm the recognizers on before the first calls "
+                                     "(as INTAKE_ASR_WARMUP does for intake serve)")
     ba.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p
