@@ -159,6 +159,7 @@ class AmiBridge:
         self.calls: dict[str, CallState] = {}  # by Linkedid
         self._by_uniqueid: dict[str, str] = {}  # Uniqueid → Linkedid
         self._protocol: AMIProtocol | None = None
+        self._link: _Link | None = None
         self._logged_in = False
         self.connected = asyncio.Event()  # logged in and live calls rebuilt
         self.connections = 0
@@ -193,7 +194,7 @@ class AmiBridge:
         protocol.log = log
         protocol.config = {}
         protocol.encoding = "utf-8"
-        self._protocol = protocol
+        self._protocol, self._link = protocol, link
         try:
             login = await asyncio.wait_for(protocol.send({
                 "Action": "Login", "Username": self.username, "Secret": self.secret, "Events": "on"}), 10)
@@ -215,7 +216,7 @@ class AmiBridge:
         finally:
             self.connected.clear()
             self._logged_in = False
-            self._protocol = None
+            self._protocol, self._link = None, None
             protocol.close()
 
     async def _pinger(self, protocol: AMIProtocol, link: _Link) -> None:
@@ -249,12 +250,29 @@ class AmiBridge:
         if action.lower() == "originate":
             fields.setdefault("Async", "true")  # without it panoramisk 1.4 drops the connection
         # as_list=None: let panoramisk see list responses (EventList, async Originate) through to their end
-        result = await asyncio.wait_for(self._protocol.send({"Action": action, **fields}, as_list=None),
-                                        self.action_timeout)
+        result = await self._answer(self._protocol.send({"Action": action, **fields}, as_list=None), action)
         first = result[0] if isinstance(result, list) else result
         if first.get("Response") == "Error":
             raise AmiActionError(action, first.get("Message", "error"))
         return result
+
+    async def _answer(self, pending: Any, action: str) -> Any:
+        """The answer to a sent action; a connection lost meanwhile fails at once (panoramisk would leave the
+        future pending until the timeout)."""
+        link = self._link
+        assert link is not None
+        lost = asyncio.ensure_future(link.lost.wait())
+        try:
+            done, _ = await asyncio.wait({pending, lost}, timeout=self.action_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if pending in done:
+            return pending.result()
+        pending.cancel()
+        if lost in done:
+            raise AmiNotConnected(f"the AMI connection was lost before Asterisk answered {action}")
+        raise TimeoutError(f"Asterisk did not answer {action} within {self.action_timeout:g} s")
 
     async def transfer(self, linkedid: str, agency: str) -> None:
         """Send the caller to an agency's queue (AMI Redirect)."""

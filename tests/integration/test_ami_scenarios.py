@@ -165,3 +165,45 @@ async def test_an_action_while_disconnected_is_a_clear_error(intake: Intake) -> 
     bridge = AmiBridge(intake, port=1, secret="x")
     with pytest.raises(AmiNotConnected):
         await bridge.action("Ping")
+
+
+async def test_a_core_restart_shutdown_event_is_followed_by_a_new_login(intake: Intake) -> None:
+    """reconnect: `core restart now` sends Shutdown and closes; the bridge logs in again when Asterisk is back."""
+    rec = Recorder()
+    async with AmiReplayServer(AMI / "reconnect.txt", speed=4) as server, \
+            bridge_on(server, intake, rec) as bridge:
+        await asyncio.wait_for(bridge.connected.wait(), 10)
+        await asyncio.wait_for(server.finished.wait(), 20)
+        await asyncio.wait_for(_until_connections(bridge, 2), 20)
+    assert server.logins >= 2
+    assert await call_reports(intake) == []
+
+
+async def _until_connections(bridge: AmiBridge, n: int) -> None:
+    while not (bridge.connections >= n and bridge.connected.is_set()):  # noqa: ASYNC110 - observing the bridge
+        await asyncio.sleep(0.02)
+
+
+async def test_overlapping_calls_each_get_their_own_audio_and_transcript(intake: Intake) -> None:
+    rec = Recorder()
+    model = default_model_dirs()["ko"]
+    async with RecognizerPool(model, workers=2) as pool, \
+            AmiReplayServer(AMI / "overlapping_calls.txt", speed=4) as ami, bridge_on(ami, intake, rec) as bridge:
+        router = CallAudioRouter(intake, bridge, pool)
+        async with AudioSocketServer(router.on_call, "127.0.0.1", 0) as audio:
+            await rec.wait_for("audio", "1795318937.2")
+            await rec.wait_for("audio", "1795318939.3")
+            await asyncio.gather(*(stream_bin(CAPTURES / f"overlapping_calls.call{n}.bin", "127.0.0.1", audio.port,
+                                              speed=4) for n in (1, 2)))
+            for _ in range(200):
+                reports = await call_reports(intake)
+                if len(reports) == 2 and all(r["text"] for r in reports):
+                    break
+                await asyncio.sleep(0.05)
+        await rec.wait_for("hungup", "1795318937.2")
+        await rec.wait_for("hungup", "1795318939.3")
+    reports = await call_reports(intake)
+    assert len(reports) == 2
+    assert all(r["text"] for r in reports), [r["text"] for r in reports]
+    assert all(r["raw"]["call"]["audio_connected"] for r in reports)
+    assert len({r["raw"]["call"]["audio_uuid"] for r in reports}) == 2
