@@ -9,6 +9,7 @@ Listener doors (AMI, SIA DC-09, MQTT) also have `async run(publish)`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,17 @@ class Unauthorized(ChannelError):
 class Forbidden(ChannelError):
     status = 403
     code = "forbidden"
+
+
+def json_object(body: bytes, what: str = "the body", *, detail: Any = None) -> dict[str, Any]:
+    """`body` as a JSON object, or a PayloadError saying `what` was wrong with it."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError(f"{what} must be a JSON object", detail=detail)
+    return data
 
 
 @dataclass(frozen=True, slots=True)

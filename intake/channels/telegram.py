@@ -16,7 +16,6 @@ kept by file_id too, for the console to fetch through getFile.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 from dataclasses import replace
@@ -47,7 +46,7 @@ from intake.channels.chat import (
 from intake.config import Settings
 from intake.core.model import Location, LocationSource, ReportIn
 from intake.pipeline import Intake
-from intake.types import Forbidden, Inbound, PayloadError, Unauthorized
+from intake.types import Forbidden, Inbound, PayloadError, Unauthorized, json_object
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +78,7 @@ def verify(inbound: Inbound, secret: str) -> None:
 
 
 def _body(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("a Telegram update is a JSON object")
-    return data
+    return json_object(body, "a Telegram update")
 
 
 def _int(value: Any, name: str) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import math
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from intake.channels.chat import (
 from intake.config import Settings
 from intake.core.model import Location, LocationSource, ReportIn
 from intake.pipeline import Intake
-from intake.types import Forbidden, Inbound, PayloadError, Unauthorized
+from intake.types import Forbidden, Inbound, PayloadError, Unauthorized, json_object
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +75,7 @@ def signature(app_id: str, body: bytes, timestamp: str, oa_secret: str) -> str:
 
 
 def _body(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("a Zalo event is a JSON object")
-    return data
+    return json_object(body, "a Zalo event")
 
 
 def _timestamp(data: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from intake.pipeline import (
     report_payload,
 )
 from intake.store import Store, open_store
-from intake.types import ChannelError, Forbidden, Inbound, PayloadError, Unauthorized
+from intake.types import ChannelError, Forbidden, Inbound, PayloadError, Unauthorized, json_object
 from intake.web import auth
 from intake.web.openapi import openapi_document
 
@@ -128,15 +128,7 @@ def _may_dispatch(who: auth.Principal, incident: dict[str, Any], *, notified_may
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     body = await request.read()
-    if not body:
-        return {}
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object")
-    return data
+    return json_object(body) if body else {}
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

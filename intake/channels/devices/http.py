@@ -17,7 +17,6 @@ registry; 403 a device registered for another door; 400 a malformed body. Only 2
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -25,7 +24,7 @@ from typing import Any, Final
 from intake.channels.devices import events
 from intake.channels.devices.events import Disposition, event_from_json
 from intake.pipeline import Intake, NotFound
-from intake.types import Forbidden, Inbound, PayloadError, Unauthorized
+from intake.types import Forbidden, Inbound, PayloadError, Unauthorized, json_object
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +55,7 @@ def verify(device: dict[str, Any] | None, device_id: str, secret: str) -> dict[s
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object", detail={"fields": events.JSON_FIELDS})
-    return data
+    return json_object(body, detail={"fields": events.JSON_FIELDS})
 
 
 async def receive(intake: Intake, inbound: Inbound, device_id: str) -> tuple[int, dict[str, Any]]:

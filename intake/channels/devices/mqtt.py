@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import ssl
@@ -35,7 +34,7 @@ import aiomqtt
 from intake.channels.devices import events
 from intake.channels.devices.events import DeviceEvent, Handled, event_from_json
 from intake.pipeline import IdempotencyConflict, Intake
-from intake.types import ChannelError, PayloadError
+from intake.types import ChannelError, PayloadError, json_object
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +82,7 @@ def parse_message(topic: str, payload: bytes) -> tuple[str, dict[str, Any]]:
     """The device id and the JSON object of a message; PayloadError when it is not one."""
     if len(payload) > MAX_PAYLOAD:
         raise PayloadError(f"the message is larger than {MAX_PAYLOAD} bytes")
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the message is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise PayloadError("the message must be a JSON object")
+    body = json_object(payload, "the message")
     device_id = body.get("device_id")
     if not isinstance(device_id, str) or not device_id.strip() or len(device_id) > 120:
         raise PayloadError("device_id must be a non-empty string of at most 120 characters", field="device_id")
