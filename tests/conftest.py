@@ -31,7 +31,8 @@ def _shared_dir() -> Path:
 
 SHARED = _shared_dir()
 PG_URL = os.environ.get("INTAKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-TABLES = "incident_events, outbox, location_fixes, reports, facility_devices, facilities, incidents, api_tokens"
+TABLES = ("incident_events, outbox, location_fixes, reports, facility_devices, facilities, incidents, api_tokens, "
+          "console_sessions, console_users")
 _pg_schema_reset = False
 
 T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)

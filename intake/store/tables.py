@@ -230,3 +230,32 @@ api_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
 )
+
+# People who log in to the call-taker console and the dispatch board (machines use api_tokens).
+# The password is kept as an scrypt digest with a salt of its own; a user is disabled, never deleted,
+# so the audit trail's names keep pointing at someone.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),  # 'calltaker' | 'dispatcher' | 'admin'
+    Column("agency", String(16)),  # dispatchers only: 'fire' | 'police' | 'medical'
+    Column("password_hash", Text, nullable=False),  # 'scrypt$n$r$p$<salt hex>$<digest hex>'
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime),
+)
+
+# A browser's login: only the SHA-256 of the cookie's value is stored, with the session's CSRF token.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("console_users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # logged out
+    Column("remote", String(64)),
+)

@@ -12,7 +12,7 @@ from intake.store import Store
 from tests.conftest import PG_URL, make_pg_store
 
 EXPECTED_TABLES = {"incidents", "reports", "incident_events", "facilities", "facility_devices", "outbox",
-                   "api_tokens", "location_fixes", "alembic_version"}
+                   "api_tokens", "location_fixes", "console_users", "console_sessions", "alembic_version"}
 
 
 async def test_migrations_create_every_table_at_head(store: Store) -> None:
