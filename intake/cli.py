@@ -1,4 +1,4 @@
-"""`intake serve | db | report | incidents | classify | transcribe | facilities | tokens | bench`.
+"""`intake serve | db | report | incidents | classify | transcribe | facilities | tokens | users | bench`.
 
 Every command uses INTAKE_DATABASE_URL when set, else the embedded SQLite file
 var/intake.db, and migrates the schema on first use.
@@ -233,7 +233,57 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(go())
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    """The password from standard input (one line) when it is piped, else asked twice without echo."""
+    import getpass
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    """Console users: people who log in to /console and /board. There is no default user or password."""
+    from intake.web import auth
+
+    async def go() -> int:
+        store = await _store(settings)
+        now = datetime.now(UTC)
+        try:
+            if args.action == "create":
+                user_id = await auth.create_user(store, name=args.name, role=args.role, agency=args.agency,
+                                                 password=_read_password(args), now=now)
+                print(f"user {args.name} ({args.role}{' ' + args.agency if args.agency else ''}) created, id {user_id}")
+            elif args.action == "password":
+                await auth.set_password(store, args.name, _read_password(args), now)
+                print(f"password of {args.name} changed; their open sessions are ended")
+            elif args.action == "disable":
+                await auth.disable_user(store, args.name, now)
+                print(f"user {args.name} disabled; their open sessions are ended")
+            else:
+                users = await auth.list_users(store)
+                if args.json:
+                    _print_json(users)
+                for u in users if not args.json else []:
+                    state = f"disabled {u['disabled_at']:%Y-%m-%d}" if u["disabled_at"] else "active"
+                    print(f"{u['id']:<5} {u['name']:<24} {u['role']:<11} {u['agency'] or '':<8} {state}")
+        except (auth.UserError, ValueError) as exc:
+            return _fail(str(exc))
+        finally:
+            await store.close()
+        return 0
+
+    return asyncio.run(go())
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.what == "console":
+        from intake.web.bench_console import main as bench_console_main
+
+        return bench_console_main(args)
     if args.what == "asr":
         from intake.telephony.asr_cli import bench_asr_main
 
@@ -310,6 +360,22 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name")
     s.set_defaults(func=cmd_tokens)
 
+    s = sub.add_parser("users", help="people who log in to the console and the board (no default password)")
+    usub = s.add_subparsers(dest="action", required=True)
+    uc = usub.add_parser("create", help="the password is read from standard input, or asked for")
+    uc.add_argument("--name", required=True)
+    uc.add_argument("--role", required=True, choices=["calltaker", "dispatcher", "admin"])
+    uc.add_argument("--agency", choices=["fire", "police", "medical"], help="a dispatcher's agency")
+    uc.add_argument("--password-stdin", action="store_true", help="read one line from standard input")
+    up = usub.add_parser("password", help="set a new password (ends the user's sessions)")
+    up.add_argument("--name", required=True)
+    up.add_argument("--password-stdin", action="store_true")
+    ud = usub.add_parser("disable", help="the user can no longer log in (ends their sessions)")
+    ud.add_argument("--name", required=True)
+    ul = usub.add_parser("list")
+    ul.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_users)
+
     s = sub.add_parser("transcribe", help="transcribe a WAV file with Vosk, then classify it")
     s.add_argument("file")
     s.add_argument("--lang", help="model language (default: the first configured)")
@@ -328,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--concurrency", default="1,32",
                     help="reports in flight at once; a comma list measures each (1 shows latency, 32 throughput)")
     bi.add_argument("--duplicate-rate", type=float, default=0.3)
+    bc = bsub.add_parser("console", help="screen-pop latency: AMI Newchannel (replayed) to the card in a real browser")
+    bc.add_argument("--calls", type=int, default=100)
+    bc.add_argument("--gap", type=float, default=0.25, help="seconds between two calls' Newchannel")
+    bc.add_argument("--speed", type=float, default=10.0, help="how much faster than recorded each call plays")
+    bc.add_argument("--json", action="store_true")
+    bc.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium binary Playwright drives")
     ba = bsub.add_parser("asr", help="concurrent calls transcribed in real time, against a naive baseline")
     ba.add_argument("--calls", type=int, default=4)
     ba.add_argument("--audio", help="a mono WAV to play as every call (default: a bundled test recording)")

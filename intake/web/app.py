@@ -99,16 +99,41 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 # --- auth --------------------------------------------------------------------------------
 
 async def principal(request: web.Request, *roles: str) -> auth.Principal:
+    """An API token (Authorization: Bearer, or ?token= on the stream), else a console session cookie.
+
+    A session is a browser: every state-changing request must carry the session's X-CSRF-Token, and
+    its WebSocket must come from our own pages (same Origin).
+    """
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
-    if not token:
-        raise Unauthorized("send an API token: Authorization: Bearer <token>")
-    who = await auth.authenticate(request.app[STORE], token)
-    if who is None:
-        raise Unauthorized("the API token is unknown or revoked")
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    if token:
+        who = await auth.authenticate(request.app[STORE], token)
+        if who is None:
+            raise Unauthorized("the API token is unknown or revoked")
+    elif cookie:
+        session = await auth.session_principal(request.app[STORE], cookie, request.app[INTAKE].clock())
+        if session is None:
+            raise Unauthorized("the session has ended: log in again")
+        who = session
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not auth.csrf_matches(
+                who.csrf_token, request.headers.get(auth.CSRF_HEADER)):
+            raise Forbidden(f"missing or wrong {auth.CSRF_HEADER} header", field=auth.CSRF_HEADER)
+        if request.headers.get("Upgrade", "").lower() == "websocket" and not _same_origin(request):
+            raise Forbidden("a WebSocket with a session cookie must come from this server's own pages")
+    else:
+        raise Unauthorized("send an API token: Authorization: Bearer <token>, or log in at /login")
     if roles and not who.can(*roles):
         raise Forbidden(f"role {who.role} may not do this (needs {' or '.join(roles)})")
     return who
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: it could not have sent the cookie on someone else's behalf
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    return origin in (f"http://{host}", f"https://{host}")
 
 
 def actor_of(who: auth.Principal) -> Actor:
@@ -188,7 +213,7 @@ async def post_report(request: web.Request) -> web.Response:
         received_at=intake.clock(),
         remote=request.remote,
     )
-    results = [await intake.ingest(r) for r in app_door.parse(inbound, client=f"t{who.token_id}")]
+    results = [await intake.ingest(r) for r in app_door.parse(inbound, client=who.client)]
     result = results[0].as_dict()
     status = 200 if result["outcome"] == "duplicate" else 201
     return ok(result, status=status)
@@ -621,6 +646,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     app.router.add_post("/webhooks/twilio/sms", twilio_sms)
     app.router.add_post("/webhooks/aml", aml_https)
     app.router.add_post(f"{api}/devices/{{device_id}}/events", device_event)
+    from intake.web import console
+
+    console.add_routes(app)  # /login, /console, /board, /static, and the console's report and call actions
     return app
 
 

@@ -37,6 +37,74 @@ def _action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, 
     return op
 
 
+def _report_action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, ...] = (400, 401, 403, 404, 409),
+                   status: str = "200") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/ReportId"}],
+        "responses": {status: _resp("the report after the action, with its incident and suggestions",
+                                    {"$ref": "#/components/schemas/ReportDetail"}), **_errors(*codes)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _call_action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [{"name": "linkedid", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "the call's Asterisk Linkedid (the call report's channel_ref)"}],
+        "responses": {"200": _resp("done", {"type": "object"}), **_errors(400, 401, 403, 404, 409),
+                      "502": _resp("Asterisk refused the action (its message is in detail)", ERROR),
+                      "503": _resp("calls are not configured, or Asterisk (AMI) is not connected", ERROR)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _console_paths() -> dict[str, Any]:
+    agency = {"type": "string", "enum": ["fire", "police", "medical"]}
+    return {
+        "/reports/{id}": {"get": {
+            "summary": "One report as the console shows it: its call, highlights, incident and suggested incidents",
+            "parameters": [{"$ref": "#/components/parameters/ReportId"}],
+            "responses": {"200": _resp("the report", {"$ref": "#/components/schemas/ReportDetail"}),
+                          **_errors(400, 401, 403, 404)}}},
+        "/reports/{id}/category": {"post": _report_action(
+            "Confirm or change the report's category (a person's decision replaces the classifier's)",
+            {"type": "object", "required": ["category"], "properties": {"category": agency}})},
+        "/reports/{id}/location": {"post": _report_action(
+            "Set the report's location as confirmed by the call-taker (never replaced by an automatic fix)",
+            {"type": "object", "required": ["lat", "lon"], "properties": {
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                "accuracy_m": {"type": "number", "minimum": 1, "maximum": 5000, "default": 25}}})},
+        "/reports/{id}/attach": {"post": _report_action(
+            "Attach the report to an incident (its incident, if it held only this report, is merged into it)",
+            {"type": "object", "required": ["incident_id"], "properties": {"incident_id": {"type": "integer"}}})},
+        "/reports/{id}/new-incident": {"post": _report_action(
+            "Take the report out into a new incident of its own (201)", None, status="201")},
+        "/calls/{linkedid}/transfer": {"post": _call_action(
+            "Transfer a live call to an agency's queue (AMI Redirect)",
+            {"type": "object", "required": ["agency"], "properties": {"agency": agency}})},
+        "/calls/{linkedid}/hangup": {"post": _call_action("Hang up a live call (AMI Hangup)")},
+        "/calls/{linkedid}/callback": {"post": _call_action(
+            "Ring back the caller of an ended call (AMI Originate); the attempt is kept on its report",
+            {"type": "object", "properties": {"number": {"type": "string",
+                                                         "description": "default: the caller's number"}}})},
+        "/me": {"get": {"summary": "Who is logged in, the session's CSRF token, and the map settings",
+                        "responses": {"200": _resp("the user", {"type": "object"}), **_errors(401, 403)}}},
+        "/map/wards": {"get": {
+            "summary": "Ward centres and radii from the offline gazetteer (GeoJSON), the map's base layer",
+            "parameters": [{"name": "province", "in": "query", "schema": {"type": "string"},
+                            "description": "a province code, or all; default: INTAKE_DEFAULT_PROVINCE"}],
+            "responses": {"200": _resp("a GeoJSON FeatureCollection of points", {"type": "object"}),
+                          **_errors(400, 401, 403)}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     report_props: dict[str, Any] = {
         "text": {"type": "string", "maxLength": 5000},
@@ -63,9 +131,20 @@ def openapi_document() -> dict[str, Any]:
             "Errors are JSON objects {error, detail}.",
         },
         "servers": [{"url": "/api/v1"}],
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": [], "csrf": []}],
         "paths": {
             "/reports": {
+                "get": {
+                    "summary": "The newest reports of every door, newest first (the console's queue)",
+                    "parameters": [
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer"},
+                         "description": "next_cursor of the previous page"},
+                    ],
+                    "responses": {"200": _resp("a page", {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/ReportDetail"}},
+                        "next_cursor": {"type": ["integer", "null"]}}}), **_errors(400, 401, 403)},
+                },
                 "post": {
                     "summary": "Report an emergency (the mobile app's door)",
                     "parameters": [{
@@ -128,6 +207,7 @@ def openapi_document() -> dict[str, Any]:
             "/incidents/{id}/notes": {"post": _action(
                 "Add a note (201)",
                 {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}})},
+            **_console_paths(),
             "/stream": {
                 "get": {
                     "summary": "WebSocket of incident events; resume with ?cursor=<last cursor seen>",
@@ -145,10 +225,18 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "a token from `intake tokens create --role ROLE`"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a token from `intake tokens create --role ROLE`"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "intake_session",
+                            "description": "a console login (POST /auth/login); browsers only"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "with a session cookie, every POST carries the session's CSRF token"},
+            },
             "parameters": {"IncidentId": {"name": "id", "in": "path", "required": True,
-                                          "schema": {"type": "integer", "minimum": 1}}},
+                                          "schema": {"type": "integer", "minimum": 1}},
+                           "ReportId": {"name": "id", "in": "path", "required": True,
+                                        "schema": {"type": "integer", "minimum": 1}}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "detail"], "properties": {
                     "error": {"type": "string"}, "detail": {}, "field": {"type": ["string", "null"]}}},
@@ -160,6 +248,17 @@ def openapi_document() -> dict[str, Any]:
                     "needs_review": {"type": "boolean"}, "reasons": {"type": "array", "items": {"type": "object"}},
                     "related_incident_id": {"type": ["integer", "null"]},
                     "location": {"type": ["object", "null"]}}},
+                "ReportDetail": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "channel": {"type": "string"}, "text": {"type": "string"},
+                    "category": {"type": "string"}, "confidence": {"type": "number"},
+                    "location": {"type": ["object", "null"]}, "incident_id": {"type": ["integer", "null"]},
+                    "call": {"type": ["object", "null"], "description": "the call's state (call reports)"},
+                    "highlights": {"type": "array", "items": {"type": "object", "properties": {
+                        "start": {"type": "integer"}, "end": {"type": "integer"},
+                        "kind": {"type": "string", "enum": ["evidence", "negated", "address"]}}}},
+                    "incident": {"type": ["object", "null"]},
+                    "suggestions": {"type": "array", "items": {"type": "object"},
+                                    "description": "incidents it may belong to (why: possible_duplicate | nearby)"}}},
                 "Incident": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "category": {"type": "string"}, "status": {"type": "string"},
                     "priority": {"type": "integer"}, "summary": {"type": "string"},
