@@ -174,6 +174,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ask_location": "Vui lòng gửi vị trí hiện tại của bạn để lực lượng cứu hộ đến nhanh nhất.",
         "voice_kept": "Tin nhắn thoại đã được lưu nhưng chưa thể tự động chuyển thành chữ; "
                       "nếu có thể, hãy nhắn thêm bằng chữ.",
+        "voice_transcribing": "Tin nhắn thoại của bạn đang được chuyển thành chữ.",
+        "voice_transcribed": "Đã chuyển lời nhắn thoại thành chữ (sự cố #{incident}): “{text}”",
         "help": "Đây là kênh báo tin khẩn cấp. Hãy nhắn ngắn gọn sự việc (cháy, tai nạn, cần cấp cứu, ...) "
                 "và gửi vị trí của bạn. Nguy hiểm đến tính mạng: gọi ngay 114 (cứu hỏa), 113 (công an), "
                 "115 (cấp cứu).",
@@ -186,6 +188,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "ask_location": "Please send your current location so that responders can reach you quickly.",
         "voice_kept": "Your voice message was kept but could not be transcribed automatically; "
                       "if you can, please also write what is happening.",
+        "voice_transcribing": "Your voice message is being transcribed.",
+        "voice_transcribed": "Your voice message was transcribed (incident #{incident}): “{text}”",
         "help": "This is an emergency reporting channel. Briefly write what is happening (fire, accident, "
                 "someone needs an ambulance, ...) and send your location. If a life is in danger call 114 (fire), "
                 "113 (police) or 115 (ambulance) now.",
@@ -207,8 +211,10 @@ class Reply:
     location_taken: bool = False  # the location arrived: the button can go
 
 
-def compose(event: ChatEvent, taken: Taken) -> Reply | None:
-    """The answer to one message, or None (a live location's every move is not answered)."""
+def compose(event: ChatEvent, taken: Taken, *, transcribing: bool = False) -> Reply | None:
+    """The answer to one message, or None (a live location's every move is not answered).
+
+    `transcribing`: voice notes are transcribed after this reply (intake/channels/voice.py)."""
     if taken.action is Action.MOVED:
         return None
     lang = reply_language(event.report.language)
@@ -221,20 +227,42 @@ def compose(event: ChatEvent, taken: Taken) -> Reply | None:
         parts = [t["location_joined" if came_with_location else "joined"].format(incident=number)]
     else:
         parts = [t["received"].format(incident=number)]
-    if any(a.get("transcribed") is False for a in event.report.attachments):
-        parts.append(t["voice_kept"])
+    if any(is_pending_voice(a) for a in event.report.attachments):
+        parts.append(t["voice_transcribing" if transcribing else "voice_kept"])
     ask = not taken.has_fix
     if ask:
         parts.append(t["ask_location"])
     return Reply(" ".join(parts), lang, ask_location=ask, location_taken=came_with_location and taken.has_fix)
 
 
+def is_pending_voice(attachment: Mapping[str, Any]) -> bool:
+    """A voice note the door kept for transcription (Telegram voice, Zalo audio)."""
+    return attachment.get("transcribed") is False
+
+
+class VoiceSink(Protocol):
+    """Where a door hands its stored voice notes for transcription (voice.VoiceTranscriber)."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def submit(self, event: ChatEvent, taken: Taken) -> None: ...
+
+
 class ChatDoor(Protocol):
-    """A chat door as the web layer sees it: verify, parse, take and reply, in `handle`."""
+    """A chat door as the web layer sees it: verify, parse, take and reply, in `handle`.
+
+    `audio_url` and `notify` serve the voice transcriber: where a voice note's audio is downloaded
+    from, and a later message to the reporter (the transcript)."""
 
     name: str
+    voice: VoiceSink | None
 
     async def handle(self, inbound: Inbound) -> list[dict[str, Any]]: ...
+
+    async def audio_url(self, attachment: Mapping[str, Any]) -> str: ...
+
+    async def notify(self, reporter_id: str, reply: Reply) -> bool: ...
 
 
 def missing_settings(settings: Settings, names: Sequence[str]) -> list[str]:

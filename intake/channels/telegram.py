@@ -8,9 +8,9 @@ at another Bot API server (a local one, or a test's fake). Updates are parsed wi
 channel_ref is "<chat_id>:<message_id>": Telegram re-sends an update whose webhook call failed, and a
 live location's new positions come as `edited_message` updates carrying the same message id.
 
-Voice notes are OGG/Opus. Nothing installed here decodes Opus (no ffmpeg, no libopus binding), so a
-voice note is kept as an attachment (its file_id) and the reporter is asked to write as well; photos are
-kept by file_id too, for the console to fetch through getFile.
+Voice notes (OGG/Opus) are kept as attachments by file_id and transcribed after the reply by
+intake/channels/voice.py, which fetches them through getFile (`audio_url`); photos are kept by file_id
+too, for the console to fetch through getFile.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +31,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import MessageEntityType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.request import HTTPXRequest
 
 from intake.channels.chat import (
@@ -40,9 +41,11 @@ from intake.channels.chat import (
     Conversation,
     Kind,
     Reply,
+    VoiceSink,
     compose,
     missing_settings,
 )
+from intake.channels.voice import MAX_BYTES, AudioUnavailable
 from intake.config import Settings
 from intake.core.model import Location, LocationSource, ReportIn
 from intake.pipeline import Intake
@@ -62,6 +65,8 @@ IGNORED_UPDATES = frozenset(str(t) for t in Update.ALL_TYPES) - {"message", "edi
 
 #: Files kept by reference: message attribute → attachment type. Voice is listed apart (transcription note).
 _FILES = ("video", "video_note", "audio", "document")
+#: A voice note's `transcribed` stays as parsed: the outcome of transcription goes to the report's raw["voice"].
+VOICE_NOTE = "OGG/Opus voice note: transcribed after the reply; the outcome is in the report's raw.voice"
 
 
 def missing(settings: Settings) -> list[str]:
@@ -127,7 +132,7 @@ def _attachments(message: Message, raw_message: dict[str, Any]) -> tuple[dict[st
         out.append({"type": "voice", "telegram_file_id": v.file_id, "file_unique_id": v.file_unique_id,
                     "duration_s": duration if isinstance(duration, int) else None,
                     "mime_type": v.mime_type or "audio/ogg", "file_size": v.file_size,
-                    "transcribed": False, "note": "OGG/Opus voice note: no Opus decoder is installed to transcribe it"})
+                    "transcribed": False, "note": VOICE_NOTE})
     for kind in _FILES:
         f = getattr(message, kind)
         if f is not None:
@@ -210,6 +215,7 @@ class TelegramDoor:
     def __init__(self, intake: Intake, *, token: str, secret: str, api_url: str = DEFAULT_API_URL) -> None:
         self.secret = secret
         self.conversation = Conversation(intake)
+        self.voice: VoiceSink | None = None  # set by voice.attach when transcription runs
         api = api_url.rstrip("/")
         self._requests = (
             HTTPXRequest(connection_pool_size=8, connect_timeout=REPLY_TIMEOUT_S, read_timeout=REPLY_TIMEOUT_S,
@@ -241,10 +247,34 @@ class TelegramDoor:
         for event in parse(inbound, self.bot):
             taken = await self.conversation.take(event)  # stored before anything is said to the reporter
             done.append(taken.as_dict())
-            reply = compose(event, taken)
+            voice = self.voice
+            reply = compose(event, taken, transcribing=voice is not None and voice.available)
             if reply is not None and event.report.reporter_id is not None:
                 await self.send(int(event.report.reporter_id), reply)
+            if voice is not None:
+                voice.submit(event, taken)  # stored and answered: now its voice notes may be transcribed
         return done
+
+    async def audio_url(self, attachment: Mapping[str, Any]) -> str:
+        """Where a voice note can be downloaded: getFile gives {api}/file/bot<token>/<file_path>."""
+        file_id = attachment.get("telegram_file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise AudioUnavailable("the attachment has no telegram_file_id", retry=False)
+        try:
+            file = await self.bot.get_file(file_id)
+        except BadRequest as exc:  # a wrong file_id, a file over 20 MB: asking again will not help
+            raise AudioUnavailable(f"Telegram getFile refused the file: {exc.message}", retry=False) from exc
+        except TelegramError as exc:
+            raise AudioUnavailable(f"Telegram getFile failed: {exc.message}", retry=True) from exc
+        if file.file_size is not None and file.file_size > MAX_BYTES:
+            raise AudioUnavailable(f"the voice note is {file.file_size} bytes, over the {MAX_BYTES}-byte limit",
+                                   retry=False)
+        if not file.file_path or not file.file_path.startswith(("http://", "https://")):
+            raise AudioUnavailable("Telegram getFile gave no downloadable file_path", retry=True)
+        return file.file_path
+
+    async def notify(self, reporter_id: str, reply: Reply) -> bool:
+        return await self.send(int(reporter_id), reply)
 
     async def send(self, chat_id: int, reply: Reply) -> bool:
         """Send a reply; a failure is logged, never raised: the report is stored whatever Telegram says."""

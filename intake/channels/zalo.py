@@ -9,16 +9,23 @@ Zalo signs each event: X-ZEvent-Signature is "mac=" + hex SHA-256 (plain, not HM
 app_id + the raw body + the payload's "timestamp" + the OA secret key.
 
 channel_ref is message.msg_id. Zalo re-sends an event it got no 200 for (up to about an hour later).
+
+Voice messages (AAC, AMR) are kept by their URL and transcribed after the reply by
+intake/channels/voice.py, which downloads them from that URL (`audio_url`: https only, or plain http
+to this machine, for a local proxy or a test).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -28,9 +35,11 @@ from intake.channels.chat import (
     Conversation,
     Kind,
     Reply,
+    VoiceSink,
     compose,
     missing_settings,
 )
+from intake.channels.voice import AudioUnavailable
 from intake.config import Settings
 from intake.core.model import Location, LocationSource, ReportIn
 from intake.pipeline import Intake
@@ -61,8 +70,9 @@ IGNORED_EVENTS = frozenset({
     "oa_call_user", "user_call_oa", "widget_interaction_accepted", "widget_failed_to_sync_user_external_id",
     "permission_revoked", "extension_purchased", "user_feedback",
 })
-#: Audio Zalo records is AAC/AMR; there is no decoder for either here, so it is kept, not transcribed.
-_NOT_TRANSCRIBED = "Zalo voice message: no decoder for its audio is installed to transcribe it"
+#: Audio Zalo records is AAC/AMR: kept by URL, transcribed after the reply (`transcribed` stays as parsed;
+#: the outcome is kept in the report's raw["voice"]).
+_VOICE_NOTE = "Zalo voice message: transcribed after the reply; the outcome is in the report's raw.voice"
 
 
 def missing(settings: Settings) -> list[str]:
@@ -141,7 +151,7 @@ def _media(attachment: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str | int) and not isinstance(value, bool):
             out[key] = value
     if kind in ("audio", "voice"):
-        out.update(transcribed=False, note=_NOT_TRANSCRIBED)
+        out.update(transcribed=False, note=_VOICE_NOTE)
     return out
 
 
@@ -191,6 +201,7 @@ class ZaloDoor:
         self.access_token = access_token
         self.send_url = api_url.rstrip("/") + SEND_PATH
         self.conversation = Conversation(intake)
+        self.voice: VoiceSink | None = None  # set by voice.attach when transcription runs
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -214,10 +225,27 @@ class ZaloDoor:
         for event in parse(inbound):
             taken = await self.conversation.take(event)  # stored before anything is said to the reporter
             done.append(taken.as_dict())
-            reply = compose(event, taken)
+            voice = self.voice
+            reply = compose(event, taken, transcribing=voice is not None and voice.available)
             if reply is not None and event.report.reporter_id is not None:
                 await self.send(event.report.reporter_id, reply)
+            if voice is not None:
+                voice.submit(event, taken)  # stored and answered: now its voice message may be transcribed
         return done
+
+    async def audio_url(self, attachment: Mapping[str, Any]) -> str:
+        """The attachment's own URL (Zalo's CDN), over https; plain http only to this machine."""
+        url = attachment.get("url")
+        if not isinstance(url, str) or not url:
+            raise AudioUnavailable("the attachment has no url", retry=False)
+        parsed = urlsplit(url)
+        if parsed.scheme == "https" or (parsed.scheme == "http" and _loopback(parsed.hostname)):
+            return url
+        raise AudioUnavailable(f"refusing to download audio over {parsed.scheme or 'no scheme'}: https only",
+                               retry=False)
+
+    async def notify(self, reporter_id: str, reply: Reply) -> bool:
+        return await self.send(reporter_id, reply)
 
     async def send(self, user_id: str, reply: Reply) -> bool:
         """A consultation text message; failures are logged, never raised (the report is already stored)."""
@@ -236,3 +264,12 @@ class ZaloDoor:
             log.warning("Zalo: reply to user %s failed (the report is stored): %r", user_id, exc)
             return False
         return True
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

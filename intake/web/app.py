@@ -586,6 +586,11 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
             stop_listen = asyncio.Event()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(s.listen(stop_listen))
+                from intake.channels import voice
+
+                voice_notes = voice.attach(settings, intake, app[CHAT_DOORS])  # Telegram/Zalo voice → Vosk
+                if voice_notes is not None:
+                    tg.create_task(voice_notes.run(stop_listen))
                 bridge = None
                 if settings.ami_secret:
                     from intake.telephony.ami import AmiBridge

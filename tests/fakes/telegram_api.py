@@ -1,7 +1,9 @@
 """A local Telegram Bot API: POST /bot<token>/<method>, answered as api.telegram.org answers, calls recorded.
 
 Like the real server it takes parameters as JSON, as a urlencoded form or as multipart (python-telegram-bot
-sends a form, with objects such as reply_markup JSON-encoded inside it).
+sends a form, with objects such as reply_markup JSON-encoded inside it), and on GET with a query string.
+Files added with `add_file` are served as the Bot API serves them: getFile gives a file_path, and
+GET /file/bot<token>/<file_path> gives the bytes.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ class FakeTelegramApi:
     token: str
     calls: list[Call] = field(default_factory=list)
     fail_status: int | None = None  # answer every call with this HTTP error, as Telegram does when it is down
+    files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)  # file_id → (unique id, path, bytes)
+    downloads: list[str] = field(default_factory=list)  # file paths downloaded
     _server: TestServer | None = None
     _next_message_id: int = 9000
 
     async def __aenter__(self) -> FakeTelegramApi:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._call)
+        app.router.add_get("/bot{token}/{method}", self._call)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         return self
@@ -55,8 +61,25 @@ class FakeTelegramApi:
     def sent(self) -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == "sendMessage"]
 
+    def add_file(self, file_id: str, file_unique_id: str, data: bytes, file_path: str) -> None:
+        self.files[file_id] = (file_unique_id, file_path, data)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        path = request.match_info["path"]
+        self.downloads.append(path)
+        if self.fail_status is not None:
+            return web.Response(status=self.fail_status, text="Internal Server Error")
+        for _unique, file_path, data in self.files.values():
+            if file_path == path:
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         if request.content_type == "application/json":
             data = await request.json()
             return dict(data)
@@ -87,4 +110,13 @@ class FakeTelegramApi:
                        "chat": {"id": int(params["chat_id"]), "type": "private"},
                        "date": int(time.time()), "text": params["text"]}
             return web.json_response({"ok": True, "result": message})
+        if method == "getFile":
+            found = self.files.get(str(params.get("file_id", "")))
+            if found is None:
+                return web.json_response({"ok": False, "error_code": 400,
+                                          "description": "Bad Request: invalid file_id"}, status=400)
+            unique, file_path, data = found
+            return web.json_response({"ok": True, "result": {
+                "file_id": params["file_id"], "file_unique_id": unique, "file_size": len(data),
+                "file_path": file_path}})
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)

@@ -25,6 +25,7 @@ APP_ID = "3601284750183927461"
 OA_SECRET = "Yq2bN7xKp4Lm9Rt1Vw6Z"
 ACCESS_TOKEN = "oa-access-token-Bq8sZ1x"
 USER = "2468458835291979221"
+NO_MODEL = "/nonexistent/vosk-model"
 
 
 async def all_rows(store: Store, table: Any) -> list[dict[str, Any]]:
@@ -33,8 +34,10 @@ async def all_rows(store: Store, table: Any) -> list[dict[str, Any]]:
 
 
 def settings_for(api_url: str) -> Settings:
-    return Settings(extra={"zalo_app_id": APP_ID, "zalo_oa_secret": OA_SECRET, "zalo_access_token": ACCESS_TOKEN,
-                           "zalo_api_url": api_url})
+    # No speech model here: the fixtures' audio URL is Zalo's real CDN, which a test must not call.
+    # Voice transcription is tested in test_chat_voice.py.
+    return Settings(asr_model=NO_MODEL, extra={"zalo_app_id": APP_ID, "zalo_oa_secret": OA_SECRET,
+                                               "zalo_access_token": ACCESS_TOKEN, "zalo_api_url": api_url})
 
 
 @pytest.fixture
