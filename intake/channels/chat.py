@@ -252,7 +252,7 @@ class VoiceSink(Protocol):
 class ChatDoor(Protocol):
     """A chat door as the web layer sees it: verify, parse, take and reply, in `handle`.
 
-    `audio_url` and `notify` serve the voice transcriber: where a voice note's audio is downloaded
+    `file_url` and `notify` serve the voice transcriber: where a voice note's audio is downloaded
     from, and a later message to the reporter (the transcript)."""
 
     name: str
@@ -260,7 +260,7 @@ class ChatDoor(Protocol):
 
     async def handle(self, inbound: Inbound) -> list[dict[str, Any]]: ...
 
-    async def audio_url(self, attachment: Mapping[str, Any]) -> str: ...
+    async def file_url(self, attachment: Mapping[str, Any]) -> str: ...
 
     async def notify(self, reporter_id: str, reply: Reply) -> bool: ...
 

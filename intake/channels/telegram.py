@@ -9,8 +9,8 @@ channel_ref is "<chat_id>:<message_id>": Telegram re-sends an update whose webho
 live location's new positions come as `edited_message` updates carrying the same message id.
 
 Voice notes (OGG/Opus) are kept as attachments by file_id and transcribed after the reply by
-intake/channels/voice.py, which fetches them through getFile (`audio_url`); photos are kept by file_id
-too, for the console to fetch through getFile.
+intake/channels/voice.py, which fetches them through getFile (`file_url`); photos are kept by file_id
+too: the console gets them through the server (intake/web/media.py), which uses getFile.
 """
 
 from __future__ import annotations
@@ -255,8 +255,9 @@ class TelegramDoor:
                 voice.submit(event, taken)  # stored and answered: now its voice notes may be transcribed
         return done
 
-    async def audio_url(self, attachment: Mapping[str, Any]) -> str:
-        """Where a voice note can be downloaded: getFile gives {api}/file/bot<token>/<file_path>."""
+    async def file_url(self, attachment: Mapping[str, Any]) -> str:
+        """Where a file the reporter sent (voice note, photo) can be downloaded: getFile gives
+        {api}/file/bot<token>/<file_path>."""
         file_id = attachment.get("telegram_file_id")
         if not isinstance(file_id, str) or not file_id:
             raise AudioUnavailable("the attachment has no telegram_file_id", retry=False)
@@ -267,7 +268,7 @@ class TelegramDoor:
         except TelegramError as exc:
             raise AudioUnavailable(f"Telegram getFile failed: {exc.message}", retry=True) from exc
         if file.file_size is not None and file.file_size > MAX_BYTES:
-            raise AudioUnavailable(f"the voice note is {file.file_size} bytes, over the {MAX_BYTES}-byte limit",
+            raise AudioUnavailable(f"the file is {file.file_size} bytes, over the {MAX_BYTES}-byte limit",
                                    retry=False)
         if not file.file_path or not file.file_path.startswith(("http://", "https://")):
             raise AudioUnavailable("Telegram getFile gave no downloadable file_path", retry=True)

@@ -4,7 +4,7 @@ A chat door stores the report and answers the reporter first (a webhook must be 
 report is acknowledged only once stored); then it hands the report's voice notes to `VoiceTranscriber`, a
 worker the app runs in its lifecycle TaskGroup. For each note, one at a time:
 
-1. fetch: the door says where the audio is (`ChatDoor.audio_url`: Telegram's getFile, Zalo's CDN URL), and
+1. fetch: the door says where the audio is (`ChatDoor.file_url`: Telegram's getFile, Zalo's CDN URL), and
    it is downloaded with a size limit (Telegram's bot download limit, 20 MB) and a timeout;
 2. decode: the bundled static ffmpeg (imageio-ffmpeg) turns OGG/Opus, AAC/M4A or AMR into mono s16le WAV
    at the model's rate, in a subprocess with a timeout, at most `MAX_AUDIO_S` of it;
@@ -354,7 +354,7 @@ class VoiceTranscriber:
         from intake.telephony.asr import ModelNotFound, transcribe_file
 
         assert self.model_dir is not None and self.ffmpeg is not None
-        data = await download(session, await door.audio_url(attachment), limit=self.max_bytes)
+        data = await download(session, await door.file_url(attachment), limit=self.max_bytes)
         with tempfile.TemporaryDirectory(prefix="intake-voice-") as tmp:
             src, wav = Path(tmp) / "note", Path(tmp) / "note.wav"
             await asyncio.to_thread(src.write_bytes, data)

@@ -11,7 +11,7 @@ app_id + the raw body + the payload's "timestamp" + the OA secret key.
 channel_ref is message.msg_id. Zalo re-sends an event it got no 200 for (up to about an hour later).
 
 Voice messages (AAC, AMR) are kept by their URL and transcribed after the reply by
-intake/channels/voice.py, which downloads them from that URL (`audio_url`: https only, or plain http
+intake/channels/voice.py, which downloads them from that URL (`file_url`: https only, or plain http
 to this machine, for a local proxy or a test).
 """
 
@@ -233,7 +233,7 @@ class ZaloDoor:
                 voice.submit(event, taken)  # stored and answered: now its voice message may be transcribed
         return done
 
-    async def audio_url(self, attachment: Mapping[str, Any]) -> str:
+    async def file_url(self, attachment: Mapping[str, Any]) -> str:
         """The attachment's own URL (Zalo's CDN), over https; plain http only to this machine."""
         url = attachment.get("url")
         if not isinstance(url, str) or not url:

@@ -654,6 +654,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     from intake.web import console
 
     console.add_routes(app)  # /login, /console, /board, /static, and the console's report and call actions
+    from intake.web import media
+
+    media.add_routes(app)  # report photos fetched through the server and kept
     return app
 
 

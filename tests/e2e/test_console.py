@@ -79,7 +79,7 @@ async def serve(tmp_path: Path, replay: GatedReplay | None = None) -> AsyncItera
     settings = Settings(
         ami_port=replay.port if replay else 5038, ami_secret=replay.secret if replay else "",
         audiosocket_port=audio_port, asr_workers=1, log_level="WARNING",
-        extra={"map_center": f"{A[0]},{A[1]}", "map_zoom": "15"})
+        extra={"map_center": f"{A[0]},{A[1]}", "map_zoom": "15", "media_dir": str(tmp_path / "media")})
     app = create_app(settings, store=store)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -230,7 +230,10 @@ async def test_login_csrf_language_and_logout_in_the_browser(tmp_path: Path) -> 
         card = page.locator(f'#queue li[data-report-id="{zalo.report_id}"]')
         await expect(card).to_contain_text("Zalo")
         await card.click()
-        await expect(page.locator(".photos img")).to_have_attribute("src", photo["url"])
+        # The photo comes through our server (which fetched and kept it), not from the sender's host.
+        await expect(page.locator(".photos img")).to_have_attribute(
+            "src", f"/api/v1/reports/{zalo.report_id}/attachments/0")
+        await page.wait_for_function("() => document.querySelector('.photos img')?.complete")
         assert await page.evaluate("() => document.querySelector('.photos img').naturalWidth") > 0
 
         post = """async ([id, csrf]) => (await fetch(`/api/v1/reports/${id}/category`, {method: "POST",

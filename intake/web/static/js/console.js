@@ -273,13 +273,16 @@ function renderCaller(card) {
 }
 
 function renderPhotos(card) {
-  const attachments = card.report?.attachments || [];
-  const photos = attachments.filter(isImage);
+  // Every photo comes through our server (GET /api/v1/reports/{id}/attachments/{index}): it fetches
+  // Telegram files with its own token and keeps a copy, so the console needs no internet.
+  const report = card.report;
+  const photos = (report?.attachments || []).map((a, index) => ({ a, index })).filter(({ a }) => isImage(a));
   if (!photos.length) return null;
-  return section("section.photos", el("div", { class: "photos" }, photos.map((p) => (p.url
-    ? el("a", { href: p.url, target: "_blank", rel: "noreferrer noopener" },
-      el("img", { src: p.thumbnail || p.url, alt: p.description || "", loading: "lazy", referrerpolicy: "no-referrer" }))
-    : el("span", { class: "badge" }, t("photo.notDownloaded"))))));
+  return section("section.photos", el("div", { class: "photos" }, photos.map(({ a, index }) => {
+    const src = `/api/v1/reports/${report.id}/attachments/${index}`;
+    return el("a", { href: src, target: "_blank", rel: "noreferrer noopener" },
+      el("img", { src, alt: a.description || a.caption || "", loading: "lazy", referrerpolicy: "no-referrer" }));
+  })));
 }
 
 function renderNote(card) {
