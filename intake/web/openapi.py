@@ -94,6 +94,18 @@ def _console_paths() -> dict[str, Any]:
             "Ring back the caller of an ended call (AMI Originate); the attempt is kept on its report",
             {"type": "object", "properties": {"number": {"type": "string",
                                                          "description": "default: the caller's number"}}})},
+        "/reports/{id}/attachments/{index}": {"get": {
+            "summary": "A report's photo, fetched by the server (Telegram getFile, the sender's URL) and kept",
+            "parameters": [{"$ref": "#/components/parameters/ReportId"},
+                           {"name": "index", "in": "path", "required": True, "schema": {"type": "integer",
+                                                                                     "minimum": 0}}],
+            "responses": {"200": {"description": "the image", "content": {
+                f"image/{kind}": {"schema": {"type": "string", "format": "binary"}}
+                for kind in ("jpeg", "png", "gif", "webp")}},
+                **_errors(400, 401, 403, 404),
+                "415": _resp("the attachment is not a photo, or what it points to is not an image", ERROR),
+                "502": _resp("the photo could not be fetched from where it lives", ERROR),
+                "503": _resp("the door the photo came through is not configured", ERROR)}}},
         "/me": {"get": {"summary": "Who is logged in, the session's CSRF token, and the map settings",
                         "responses": {"200": _resp("the user", {"type": "object"}), **_errors(401, 403)}}},
         "/map/wards": {"get": {
