@@ -193,6 +193,8 @@ reports = Table(
     Column("raw", Json, nullable=False, default=dict),
     Column("version", Integer, nullable=False, default=1),
     UniqueConstraint("channel", "channel_ref", name="uq_reports_channel_ref"),
+    # A door's recent reports (the voice transcriber's pick-up at start, a chat's open conversation).
+    Index("ix_reports_channel_updated", "channel", "updated_at"),
 )
 
 incident_events = Table(
