@@ -367,17 +367,32 @@ class VoiceTranscriber:
 
     async def _record(self, job: VoiceJob, outcome: dict[str, Any], *, add_text: str | None = None
                       ) -> IngestResult | None:
-        """The outcome into raw["voice"], and the transcript into the text: the report walks the road again."""
+        """The outcome into raw["voice"], and the transcript into the text: the report walks the road again.
+
+        The outcome is written first, with the report's row locked: of two nodes that both transcribed the
+        note (both picked it up at start), only the first records it and adds the words; the other stops.
+        """
+        now = self.intake.clock()
+        async with self.intake.store.transaction() as repo:
+            row = await repo.report(job.report_id, for_update=True)
+            if row is None:
+                return None
+            outcomes = _outcomes(row)
+            earlier = outcomes.get(job.ref)
+            if isinstance(earlier, dict) and earlier.get("retry") is not True:
+                log.info("voice note %s of report %s was already recorded; not twice", job.ref, job.report_id)
+                return None
+            outcomes[job.ref] = {**outcome, "at": now.isoformat()}
+            await repo.update_report(job.report_id, {"raw": {**(row["raw"] or {}), RAW_KEY: outcomes},
+                                                     "updated_at": now})
+        if add_text is None:
+            return None
         row = await self._report(job.report_id)  # read again: the report may have grown meanwhile
         if row is None:
             return None
-        outcomes = _outcomes(row)
-        outcomes[job.ref] = {**outcome, "at": self.intake.clock().isoformat()}
-        text = None
-        if add_text is not None:
-            current = (row["text"] or "").rstrip()
-            text = f"{current}\n{add_text}" if current else add_text
-        return await self.intake.update_report(job.report_id, text=text, raw_patch={RAW_KEY: outcomes}, actor=ACTOR)
+        current = (row["text"] or "").rstrip()
+        text = f"{current}\n{add_text}" if current else add_text
+        return await self.intake.update_report(job.report_id, text=text, actor=ACTOR)
 
     @staticmethod
     def _followup(row: Mapping[str, Any], result: IngestResult, transcript: str) -> Reply:

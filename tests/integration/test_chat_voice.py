@@ -236,6 +236,24 @@ async def test_a_restart_picks_up_a_note_stored_but_never_transcribed(
     assert len(bot_api.sent()) == 1  # the follow-up with the words
 
 
+async def test_two_nodes_picking_up_the_same_note_add_its_words_once(
+        store: Store, bot_api: FakeTelegramApi, audio: dict[str, bytes], clock: Clock) -> None:
+    """Two intake processes on one database both find the note pending at start; one records it."""
+    bot_api.add_file(VOICE["file_id"], VOICE["file_unique_id"], audio["ogg"], FILE_PATH)
+    body = json.dumps(tg.fixture("message__voice.json")).encode()
+    (event,) = telegram.parse(Inbound(body=body, headers={}, url="https://intake.example/webhooks/telegram",
+                                      received_at=clock()))
+    assert isinstance(event, ChatEvent)
+    await Conversation(Intake(store, clock=clock)).take(event)
+    async with TestClient(TestServer(create_app(tg_settings(bot_api.url), store=store, clock=clock))) as one, \
+            TestClient(TestServer(create_app(tg_settings(bot_api.url), store=store, clock=clock))) as two:
+        await asyncio.gather(settled(one, "telegram"), settled(two, "telegram"))
+    report = await the_report(store)
+    done = check_transcribed(report, VOICE["file_unique_id"])
+    assert report["text"] == done["transcript"]  # not twice
+    assert len(bot_api.sent()) == 1  # one follow-up
+
+
 # --- Zalo ----------------------------------------------------------------------------------------------
 
 class AudioHost:
