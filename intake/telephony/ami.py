@@ -137,7 +137,7 @@ class AmiBridge:
         port: int = 5038,
         username: str = "intake",
         secret: str = "",
-        contexts: tuple[str, ...] = ("intake",),
+        contexts: tuple[str, ...] = ("intake", "intake-inline"),
         lines: tuple[str, ...] = (*EMERGENCY_SHORT_CODES, "116"),
         ping_interval: float = 10.0,
         ping_timeout: float = 5.0,
@@ -433,8 +433,10 @@ class AmiBridge:
         call.hangup_cause_text = cause_text or (HANGUP_CAUSES.get(cause) if cause is not None else None)
         if call.answered_at is None:
             call.needs_callback, call.callback_reason = True, "hung up before answer"
-        elif self.expects_audio and call.audio_uuid and not call.audio_connected and not call.transferred_to:
-            # Answered, sent to AudioSocket(), and gone without a byte of audio: the caller was cut off.
+        elif (self.expects_audio and call.audio_uuid and not call.audio_connected and not call.transferred_to
+              and not call.answered_by):
+            # Answered, sent to AudioSocket(), no call-taker ever connected, and gone without a byte of audio:
+            # the caller was cut off (with the dialplan's fork, a call a person answered is never flagged).
             call.needs_callback, call.callback_reason = True, "cut off: the call's audio never reached intake"
         await self._record(call, "hungup", {"cause": cause, "needs_callback": call.needs_callback})
         self.calls.pop(call.linkedid, None)

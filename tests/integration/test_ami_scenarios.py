@@ -207,3 +207,26 @@ async def test_overlapping_calls_each_get_their_own_audio_and_transcript(intake:
     assert all(r["text"] for r in reports), [r["text"] for r in reports]
     assert all(r["raw"]["call"]["audio_connected"] for r in reports)
     assert len({r["raw"]["call"]["audio_uuid"] for r in reports}) == 2
+
+
+@pytest.mark.parametrize(("calltaker_answered", "flagged"), [(True, False), (False, True)])
+async def test_with_the_dialplans_audio_fork_a_call_a_person_answered_is_not_cut_off(
+        intake: Intake, calltaker_answered: bool, flagged: bool) -> None:
+    """[intake] forks the audio beside the queue: a failed fork loses the transcript, not the caller."""
+    bridge = AmiBridge(intake, port=1, secret="x")
+    bridge.expects_audio = True
+    call = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1795400000.1", "Linkedid": "1795400000.1",
+            "Context": "intake", "Exten": "112", "CallerIDNum": "0912345678"}
+    events = [
+        {**call, "Event": "Newchannel", "ChannelState": "4"},
+        {**call, "Event": "VarSet", "Variable": "INTAKE_UUID", "Value": "0b6c1f1e-5d55-4b6a-9d1e-3c1d2f0a9b8c"},
+        {**call, "Event": "Newstate", "ChannelState": "6"},
+        *([{**call, "Event": "AgentConnect", "MemberName": "ct-01", "Interface": "PJSIP/1001"}]
+          if calltaker_answered else []),
+        {**call, "Event": "Hangup", "Cause": "16", "Cause-txt": "Normal Clearing"},
+    ]
+    for event in events:
+        await bridge.handle_event(event)
+    (report,) = await call_reports(intake)
+    assert report["raw"]["call"]["audio_connected"] is False
+    assert report["raw"]["call"]["needs_callback"] is flagged
