@@ -14,9 +14,12 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from intake.store.repo import Repo
 
 
 def _print_json(obj: Any, *, indent: int | None = None) -> None:
@@ -146,6 +149,8 @@ def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
         store = await _store(settings)
         try:
             async with store.read() as repo:
+                if args.action == "export":
+                    return await _export_incident(repo, args, settings)
                 if args.action == "show":
                     row = await repo.incident(args.id)
                     if row is None:
@@ -170,6 +175,27 @@ def cmd_incidents(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+async def _export_incident(repo: Repo, args: argparse.Namespace, settings: Settings) -> int:
+    """`intake incidents export ID --format eido|cap`: the document GET /api/v1/incidents/ID/<format> serves."""
+    from intake.dispatch import exports
+
+    try:
+        sender = exports.sender_from_settings(settings)
+    except ValueError as exc:
+        return _fail(f"INTAKE_AGENCY_ID: {exc}")
+    row = await repo.incident(args.id)
+    if row is None:
+        return _fail(f"incident {args.id} does not exist", 1)
+    record = exports.IncidentRecord(row, await repo.reports_of_incident(args.id),
+                                    await repo.events_of_incident(args.id))
+    if args.format == "eido":
+        print(exports.eido_json(record, sender, indent=2), flush=True)
+    else:
+        sys.stdout.buffer.write(exports.cap_xml(record, sender) + b"\n")
+        sys.stdout.flush()
+    return 0
 
 
 def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
@@ -337,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--json", action="store_true")
     sh = isub.add_parser("show")
     sh.add_argument("id", type=int)
+    ex = isub.add_parser("export", help="print the incident as a NENA EIDO (JSON) or an OASIS CAP 1.2 alert (XML)")
+    ex.add_argument("id", type=int)
+    ex.add_argument("--format", required=True, choices=["eido", "cap"])
     s.set_defaults(func=cmd_incidents)
 
     s = sub.add_parser("classify", help="classify a text (or one text a line from standard input)")

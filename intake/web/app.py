@@ -423,6 +423,27 @@ async def get_incident(request: web.Request) -> web.Response:
     return ok(data)
 
 
+async def incident_export(request: web.Request) -> web.Response:
+    """GET /incidents/{id}/eido | /cap: the incident as a standard document for another dispatch system."""
+    from intake.dispatch import exports
+
+    who = await principal(request, "calltaker", "dispatcher")
+    incident_id = path_id(request)
+    try:
+        sender = exports.sender_from_settings(request.app[SETTINGS])
+    except ValueError as exc:
+        raise web.HTTPServiceUnavailable(text=f"exports are not configured right (INTAKE_AGENCY_ID): {exc}") from exc
+    async with request.app[STORE].read() as repo:
+        row = await repo.incident(incident_id)
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        _may_dispatch(who, row, notified_may=True)  # its own agency's incidents, and those it is notified of
+        record = exports.IncidentRecord(row, await repo.reports_of_incident(incident_id),
+                                        await repo.events_of_incident(incident_id))
+    body, media_type = exports.export(record, sender, request.match_info["format"])
+    return web.Response(body=body, content_type=media_type, charset="utf-8")
+
+
 async def _incident_for_action(request: web.Request, who: auth.Principal, *, notified_may: bool = False) -> int:
     incident_id = path_id(request)
     async with request.app[STORE].read() as repo:
@@ -636,6 +657,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
     app.router.add_post(f"{api}/reports", post_report)
     app.router.add_get(f"{api}/incidents", list_incidents)
     app.router.add_get(f"{api}/incidents/{{id}}", get_incident)
+    app.router.add_get(f"{api}/incidents/{{id}}/{{format:eido|cap}}", incident_export)  # EIDO JSON, CAP 1.2 XML
     app.router.add_post(f"{api}/incidents/{{id}}/claim", claim)
     app.router.add_post(f"{api}/incidents/{{id}}/release", release)
     app.router.add_post(f"{api}/incidents/{{id}}/ack", ack)

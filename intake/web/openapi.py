@@ -37,6 +37,19 @@ def _action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, 
     return op
 
 
+def _export(summary: str, media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An incident exported in a standard format: read access as GET /incidents/{id}; a dispatcher gets only
+    its own agency's incidents and those its agency is notified of."""
+    return {
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/IncidentId"}],
+        "responses": {"200": {"description": "the document (UTF-8); the same incident version gives the same bytes",
+                              "content": {media_type: {"schema": schema}}},
+                      **_errors(400, 401, 403, 404),
+                      "503": _resp("INTAKE_AGENCY_ID is not a domain name", ERROR)},
+    }
+
+
 def _report_action(summary: str, body: dict[str, Any] | None = None, codes: tuple[int, ...] = (400, 401, 403, 404, 409),
                    status: str = "200") -> dict[str, Any]:
     op: dict[str, Any] = {
@@ -202,6 +215,13 @@ def openapi_document() -> dict[str, Any]:
                                   **_errors(400, 401, 403, 404)},
                 }
             },
+            "/incidents/{id}/eido": {"get": _export(
+                "The incident as a NENA EIDO (NENA-STA-021.1a Emergency Incident Data Object, version 1.0)",
+                "application/emergency.eido+json", {"type": "object", "required": ["$id", "eidoVersion"]})},
+            "/incidents/{id}/cap": {"get": _export(
+                "The incident as an OASIS CAP 1.2 alert addressed to its agencies (scope Private or Restricted); "
+                "msgType Alert at version 1, Update later, Cancel once closed or merged",
+                "application/cap+xml", {"type": "string"})},
             "/incidents/{id}/claim": {"post": _action(
                 "Claim the incident (a lease; renew by claiming again)",
                 {"type": "object", "properties": {"seconds": {"type": "integer", "minimum": 5, "maximum": 3600}}})},
