@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from intake.core.model import ReportIn
 
@@ -62,6 +63,20 @@ def json_object(body: bytes, what: str = "the body", *, detail: Any = None) -> d
     if not isinstance(data, dict):
         raise PayloadError(f"{what} must be a JSON object", detail=detail)
     return data
+
+
+def form_fields(body: bytes) -> dict[str, str]:
+    """`body` as an application/x-www-form-urlencoded form (a field given twice is an error)."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"the body is not an application/x-www-form-urlencoded form: {exc}") from exc
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise PayloadError(f"field {key!r} appears twice", field=key)
+        form[key] = value
+    return form
 
 
 @dataclass(frozen=True, slots=True)

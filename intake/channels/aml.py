@@ -36,10 +36,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 
 from intake.core.model import Location, LocationSource
-from intake.types import Forbidden, Inbound, PayloadError, Unauthorized
+from intake.types import Forbidden, Inbound, PayloadError, Unauthorized, form_fields
 
 HEADER = 'A"ML='
 SIGNATURE_HEADER = "X-AML-Signature"
@@ -286,15 +285,7 @@ def https_ref(body: bytes) -> str:
 
 def parse_https(body: bytes) -> AmlHttps:
     """Parse an ELS / AML HTTPS form post."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"the body is not an application/x-www-form-urlencoded form: {exc}") from exc
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        if key in form:
-            raise PayloadError(f"field {key!r} appears twice", field=key)
-        form[key] = value
+    form = form_fields(body)
     version = form.get("v", "1")
     if version != "1":
         raise PayloadError(f"AML HTTPS version {version!r} is not supported (1)", field="v")

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -28,7 +27,7 @@ from intake.channels import aml
 from intake.core.model import ReportIn
 from intake.pipeline import IngestResult, Intake
 from intake.telephony.twilio_media import verify_twilio_signature
-from intake.types import Forbidden, Inbound, PayloadError
+from intake.types import Forbidden, Inbound, PayloadError, form_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +58,7 @@ class TwilioMessage:
 
 def read_form(inbound: Inbound) -> dict[str, str]:
     """The posted form; PayloadError when the body is not one."""
-    try:
-        pairs = parse_qsl(inbound.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"the body is not an application/x-www-form-urlencoded form: {exc}") from exc
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        if key in form:
-            raise PayloadError(f"field {key!r} appears twice", field=key)
-        form[key] = value
-    return form
+    return form_fields(inbound.body)
 
 
 def parse_message(form: Mapping[str, str]) -> TwilioMessage:
