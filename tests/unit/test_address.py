@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import subprocess
 import sys
-import time
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -531,19 +529,14 @@ def test_the_network_guard_catches_the_geocoding_path_we_avoid(network_attempts:
     assert network_attempts
 
 
-def test_find_address_is_fast_on_a_long_report() -> None:
+def test_find_address_finds_the_place_at_the_end_of_a_long_report() -> None:
+    """(Its speed is measured by `intake bench ingest`, not asserted here.)"""
     words = (
         "alo tổng đài có cháy to lắm khói đen mọi người chạy ra ngoài còn người kẹt bên trong " * 12
     ).split()
     text = " ".join(words[:190]) + " địa chỉ là số 12 phố Hàng Bạc, quận Hoàn Kiếm, nhanh lên"
-    find_address(text)  # the first call loads the gazetteer
-    times = []
-    for _ in range(15):
-        t0 = time.perf_counter()
-        m = find_address(text)
-        times.append(time.perf_counter() - t0)
-    assert m is not None and m.district == "Hoàn Kiếm"
-    assert statistics.median(times) < 0.010
+    m = find_address(text)
+    assert m is not None and m.district == "Hoàn Kiếm" and m.street == "Hàng Bạc" and m.house_number == "12"
 
 
 def test_importing_the_finder_does_not_import_the_parsers_or_sqlite() -> None:

@@ -1,4 +1,3 @@
-import time
 import tomllib
 from importlib import resources
 
@@ -468,11 +467,9 @@ def test_data_files_are_consistent() -> None:
         assert route.primary not in route.also
 
 
-def test_two_hundred_words_classify_fast() -> None:
+def test_a_two_hundred_word_report_is_classified_from_all_of_it() -> None:
+    """(Its speed is measured by `intake bench ingest`, not asserted here.)"""
     text = " ".join(["Cháy nhà ở số 5 ngõ 12 phố Huế, khói đen, có người mắc kẹt, không ai bị thương"] * 12)
     assert len(text.split()) >= 200
-    classify(text)
-    start = time.perf_counter()
-    for _ in range(20):
-        classify(text)
-    assert (time.perf_counter() - start) / 20 < 0.005
+    result = classify(text)
+    assert result.category == Category.FIRE and not result.needs_review
