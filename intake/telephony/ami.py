@@ -78,6 +78,8 @@ class CallState:
     state: str = "ringing"  # ringing | up | hungup
     answered_at: datetime | None = None
     answered_by: str | None = None
+    queue: str | None = None  # the call-taker queue it waits in (QueueCallerJoin)
+    offered_to: str | None = None  # the queue member whose phone rings for it now (AgentCalled)
     ended_at: datetime | None = None
     hangup_cause: int | None = None
     hangup_cause_text: str | None = None
@@ -389,9 +391,22 @@ class AmiBridge:
             if call.state == "ringing":
                 call.state, call.answered_at = "up", self.clock()
                 await self._record(call, "answered", {})
+        elif event == "QueueCallerJoin":
+            call.queue = m.get("Queue") or call.queue
+            await self._record(call, "queued", {"queue": call.queue})
+        elif event == "AgentCalled":
+            # Name queue members after the console users (queues.conf: member => PJSIP/1001,0,<user>): the
+            # console then knows which call rings on whose phone.
+            call.offered_to = m.get("MemberName") or m.get("Interface")
+            await self._offer(call, m, ringing=True)
+        elif event == "AgentRingNoAnswer":
+            call.offered_to = None
+            await self._offer(call, m, ringing=False)
         elif event == "AgentConnect":
             call.answered_by = m.get("MemberName") or m.get("Interface")
+            call.offered_to = None
             await self._record(call, "answered_by", {"calltaker": call.answered_by})
+            await self._offer(call, m, ringing=False, answered=True)
         elif event == "Newexten" and uniqueid == call.uniqueid:
             call.application = m.get("Application") or call.application
         elif event == "DTMFEnd" and m.get("Direction") == "Received":
@@ -442,6 +457,18 @@ class AmiBridge:
         self.calls.pop(call.linkedid, None)
         for uid in call.channels:
             self._by_uniqueid.pop(uid, None)
+
+    async def _offer(self, call: CallState, m: Message | dict[str, str], *, ringing: bool,
+                     answered: bool = False) -> None:
+        """`call.offered` on the stream: which call-taker's phone rings for the call (or stopped ringing)."""
+        payload = {"linkedid": call.linkedid, "report_id": call.report_id, "queue": m.get("Queue"),
+                   "member": m.get("MemberName"), "interface": m.get("Interface"), "ringing": ringing,
+                   "answered": answered}
+        async with self.intake.store.transaction() as repo:
+            await repo.write_outbox([{"at": self.clock(), "topic": "call", "kind": "call.offered",
+                                      "incident_id": call.incident_id, "report_id": call.report_id,
+                                      "payload": payload}])
+        await self._emit("offered" if ringing else "offer_ended", call, payload)
 
     async def _record(self, call: CallState, what: str, data: dict[str, Any]) -> None:
         if call.report_id is not None:

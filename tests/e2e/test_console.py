@@ -158,6 +158,17 @@ async def test_a_replayed_call_pops_up_is_transcribed_confirmed_and_attached(tmp
         # Its audio reaches the server over AudioSocket; the transcript streams into the card.
         bridge = served.app[BRIDGE]
         await until(lambda: LINKEDID in bridge.calls and bridge.calls[LINKEDID].audio_uuid is not None)
+
+        # The queue rings this call-taker's phone (app_queue's AgentCalled, as Asterisk sends it on the AMI
+        # stream; queue members are named after console users): the card says so, until it is answered.
+        mine = page.locator(f'#queue li[data-linkedid="{LINKEDID}"].for-me')
+        queue_event = {"Uniqueid": LINKEDID, "Linkedid": LINKEDID, "Queue": "calltakers", "MemberName": "lan",
+                       "Interface": "PJSIP/1001"}
+        await bridge.handle_event({**queue_event, "Event": "AgentCalled"})
+        await mine.wait_for()
+        await expect(mine.locator(".badge.for-me")).to_be_visible()
+        await bridge.handle_event({**queue_event, "Event": "AgentConnect", "RingTime": "2", "HoldTime": "1"})
+        await expect(mine).to_have_count(0)
         await stream_bin(AUDIO / "normal_call.bin", "127.0.0.1", served.audio_port, speed=4)
         await page.wait_for_function("""() => {
             const box = document.getElementById("transcript");

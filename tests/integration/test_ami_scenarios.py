@@ -230,3 +230,34 @@ async def test_with_the_dialplans_audio_fork_a_call_a_person_answered_is_not_cut
     (report,) = await call_reports(intake)
     assert report["raw"]["call"]["audio_connected"] is False
     assert report["raw"]["call"]["needs_callback"] is flagged
+
+
+async def test_the_stream_says_whose_phone_rings_for_a_queued_call(intake: Intake) -> None:
+    """app_queue's events (Asterisk 12+ field names): QueueCallerJoin, AgentCalled, AgentRingNoAnswer,
+    AgentConnect; MemberName is the console user's name (queues.conf: member => PJSIP/1001,0,lan)."""
+    bridge = AmiBridge(intake, port=1, secret="x")
+    call = {"Channel": "PJSIP/trunk-00000002", "Uniqueid": "1795400100.4", "Linkedid": "1795400100.4",
+            "Context": "intake", "Exten": "112", "CallerIDNum": "0912345678"}
+    agent = {"Queue": "calltakers"}
+    for event in [
+        {**call, "Event": "Newchannel", "ChannelState": "4"},
+        {**call, "Event": "Newstate", "ChannelState": "6"},
+        {**call, **agent, "Event": "QueueCallerJoin", "Position": "1", "Count": "1"},
+        {**call, **agent, "Event": "AgentCalled", "MemberName": "lan", "Interface": "PJSIP/1001",
+         "DestChannel": "PJSIP/1001-00000003", "DestUniqueid": "1795400101.5", "DestLinkedid": "1795400100.4"},
+        {**call, **agent, "Event": "AgentRingNoAnswer", "MemberName": "lan", "Interface": "PJSIP/1001",
+         "RingTime": "20"},
+        {**call, **agent, "Event": "AgentCalled", "MemberName": "hoa", "Interface": "PJSIP/1002"},
+        {**call, **agent, "Event": "AgentConnect", "MemberName": "hoa", "Interface": "PJSIP/1002",
+         "RingTime": "3", "HoldTime": "24"},
+        {**call, "Event": "Hangup", "Cause": "16", "Cause-txt": "Normal Clearing"},
+    ]:
+        await bridge.handle_event(event)
+    async with intake.store.read() as repo:
+        offers = [o["payload"] for o in await repo.outbox_after(0) if o["kind"] == "call.offered"]
+    assert [(o["member"], o["ringing"], o["answered"]) for o in offers] == [
+        ("lan", True, False), ("lan", False, False), ("hoa", True, False), ("hoa", False, True)]
+    assert {o["linkedid"] for o in offers} == {"1795400100.4"} and offers[0]["queue"] == "calltakers"
+    (report,) = await call_reports(intake)
+    assert all(o["report_id"] == report["id"] for o in offers)
+    assert report["raw"]["call"]["queue"] == "calltakers" and report["raw"]["call"]["answered_by"] == "hoa"

@@ -23,7 +23,8 @@ const state = {
 };
 
 function newCard(id) {
-  return { id, report: null, pop: null, linkedid: null, finals: null, partial: "", seen: Date.now(), node: null, timer: null };
+  return { id, report: null, pop: null, linkedid: null, finals: null, partial: "", seen: Date.now(), node: null, timer: null,
+    offer: null };
 }
 
 // --- what a card says ---------------------------------------------------------------------------
@@ -68,8 +69,13 @@ function selectedCard() {
 
 // --- the queue ----------------------------------------------------------------------------------
 
+// The queue member whose phone rings for the call (call.offered; members are named after console users).
+function ringsForMe(card) {
+  return Boolean(card.offer?.ringing && state.me && card.offer.member === state.me.name);
+}
+
 function order(a, b) {
-  const live = (c) => (["ringing", "up"].includes(callState(c)) ? 0 : 1);
+  const live = (c) => (ringsForMe(c) ? 0 : ["ringing", "up"].includes(callState(c)) ? 1 : 2);
   return live(a) - live(b) || b.id - a.id;
 }
 
@@ -78,7 +84,7 @@ function renderCardNode(card) {
   const category = card.report?.category || "unknown";
   const node = card.node || el("li", { class: "card", tabindex: "0", onclick: () => select(card.id) });
   card.node = node;
-  node.className = `card cat-${category}${status ? ` state-${status}` : ""}`;
+  node.className = `card cat-${category}${status ? ` state-${status}` : ""}${ringsForMe(card) ? " for-me" : ""}`;
   node.dataset.reportId = String(card.id);
   if (card.linkedid) node.dataset.linkedid = card.linkedid;
   node.setAttribute("aria-selected", String(state.selected === card.id));
@@ -93,6 +99,9 @@ function renderCardNode(card) {
     el("div", { class: "row" },
       categoryChip(category),
       status ? el("span", { class: `badge state-${status}` }, t(`call.${status}`)) : null,
+      ringsForMe(card) ? el("span", { class: "badge for-me", id: `for-me-${card.id}` }, t("call.forMe"))
+        : card.offer?.ringing && card.offer.member ? el("span", { class: "badge" }, t("call.ringsAt", { who: card.offer.member }))
+          : null,
       card.report?.incident_id ? el("span", { class: "badge" }, `#${card.report.incident_id}`) : null),
     text ? el("div", { class: "snippet" }, text) : null);
   return node;
@@ -429,8 +438,21 @@ function onIncidentEvent(event) {
   }
 }
 
+function onOffered(data) {
+  const card = state.cards.get(data.report_id);
+  if (!card) return;
+  card.offer = data;
+  renderCardNode(card);
+  placeQueue();
+  // A call ringing on this call-taker's phone comes to the front of the screen, unless they are busy
+  // with another live call.
+  const current = selectedCard();
+  if (ringsForMe(card) && (!current || callState(current) !== "up")) select(card.id);
+}
+
 function onEvent(event) {
-  if (event.kind === "call.ringing") onRinging(event.data);
+  if (event.kind === "call.offered") onOffered(event.data);
+  else if (event.kind === "call.ringing") onRinging(event.data);
   else if (event.kind === "call.transcript") onTranscript(event.data);
   else if (event.kind.startsWith("incident.")) onIncidentEvent(event);
 }
