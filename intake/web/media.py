@@ -108,21 +108,21 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         raise NotAnImage(f"attachment {index} is a {item.get('type') or 'file'}, not a photo")
     media = Path(request.app[SETTINGS].extra.get("media_dir") or "var/media")
     key = hashlib.sha256(f"{report_id}:{_source(item)}".encode()).hexdigest()
-    cached = sorted(media.glob(f"{key}.*")) if media.is_dir() else []
-    if cached:
-        data = await asyncio.to_thread(cached[0].read_bytes)
-    else:
-        data = await _fetch(request, item)
-        kind = sniff(data)
-        if kind is None:
-            raise NotAnImage(f"what attachment {index} points to is not a JPEG, PNG, GIF or WebP image")
-        await asyncio.to_thread(_keep, media / f"{key}.{_EXT[kind]}", data)
+    kept = await asyncio.to_thread(_kept_copy, media, key)
+    data = await asyncio.to_thread(kept.read_bytes) if kept is not None else await _fetch(request, item)
     kind = sniff(data)
-    if kind is None:  # a cache file changed on disk
-        raise NotAnImage(f"the kept copy of attachment {index} is not an image")
+    if kind is None:
+        raise NotAnImage(f"what attachment {index} points to is not a JPEG, PNG, GIF or WebP image")
+    if kept is None:
+        await asyncio.to_thread(_keep, media / f"{key}.{_EXT[kind]}", data)
     return web.Response(body=data, content_type=kind, headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400",
         "Content-Security-Policy": "default-src 'none'"})
+
+
+def _kept_copy(media: Path, key: str) -> Path | None:
+    """The finished copy of a photo (never a `.part` file a crash left half-written)."""
+    return next((p for ext in _EXT.values() if (p := media / f"{key}.{ext}").is_file()), None)
 
 
 def _keep(path: Path, data: bytes) -> None:

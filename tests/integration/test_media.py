@@ -98,3 +98,20 @@ async def test_photos_need_a_login(setup: tuple[Browser, Intake, FakeTelegramApi
     report_id = await _report_with(intake, {"type": "image", "url": "https://example.invalid/x.png"})
     async with TestClient(TestServer(create_app(Settings(), store=store))) as anonymous:
         assert (await anonymous.get(f"/api/v1/reports/{report_id}/attachments/0")).status == 401
+
+
+async def test_a_half_written_copy_is_never_served(
+        setup: tuple[Browser, Intake, FakeTelegramApi], tmp_path: Path) -> None:
+    """A crash while keeping a photo leaves `<key>.png.part`: the photo is fetched again, whole."""
+    import hashlib
+
+    browser, intake, api = setup
+    api.add_file("AgACAgIAAxkBAAIBQ3", "AQADx8", PNG, "photos/file_8.png")
+    report_id = await _report_with(intake, {"type": "photo", "telegram_file_id": "AgACAgIAAxkBAAIBQ3",
+                                            "file_unique_id": "AQADx8"})
+    key = hashlib.sha256(f"{report_id}:AQADx8".encode()).hexdigest()
+    (tmp_path / "media").mkdir(exist_ok=True)
+    (tmp_path / "media" / f"{key}.png.part").write_bytes(PNG[: len(PNG) // 2])
+    resp = await browser.client.get(f"/api/v1/reports/{report_id}/attachments/0")
+    assert resp.status == 200 and await resp.read() == PNG
+    assert [c.method for c in api.calls].count("getFile") == 1
