@@ -216,15 +216,21 @@ async def test_a_restart_transcribes_a_note_the_bot_api_failed_to_give(
     assert bot_api.downloads == [FILE_PATH]
 
 
-async def test_a_restart_picks_up_a_note_stored_but_never_transcribed(
-        store: Store, bot_api: FakeTelegramApi, audio: dict[str, bytes], clock: Clock) -> None:
-    """The process stopped between storing (and answering) the report and transcribing it."""
+async def store_untranscribed_note(store: Store, bot_api: FakeTelegramApi, audio: dict[str, bytes],
+                                   clock: Clock) -> None:
+    """A voice note stored and answered by a process that stopped before transcribing it."""
     bot_api.add_file(VOICE["file_id"], VOICE["file_unique_id"], audio["ogg"], FILE_PATH)
     body = json.dumps(tg.fixture("message__voice.json")).encode()
     (event,) = telegram.parse(Inbound(body=body, headers={}, url="https://intake.example/webhooks/telegram",
                                       received_at=clock()))
     assert isinstance(event, ChatEvent)
     await Conversation(Intake(store, clock=clock)).take(event)
+
+
+async def test_a_restart_picks_up_a_note_stored_but_never_transcribed(
+        store: Store, bot_api: FakeTelegramApi, audio: dict[str, bytes], clock: Clock) -> None:
+    """The process stopped between storing (and answering) the report and transcribing it."""
+    await store_untranscribed_note(store, bot_api, audio, clock)
     clock.advance(hours=2)  # too old to be picked up: left alone
     async with TestClient(TestServer(create_app(tg_settings(bot_api.url), store=store, clock=clock))) as c:
         await settled(c, "telegram")
@@ -239,12 +245,7 @@ async def test_a_restart_picks_up_a_note_stored_but_never_transcribed(
 async def test_two_nodes_picking_up_the_same_note_add_its_words_once(
         store: Store, bot_api: FakeTelegramApi, audio: dict[str, bytes], clock: Clock) -> None:
     """Two intake processes on one database both find the note pending at start; one records it."""
-    bot_api.add_file(VOICE["file_id"], VOICE["file_unique_id"], audio["ogg"], FILE_PATH)
-    body = json.dumps(tg.fixture("message__voice.json")).encode()
-    (event,) = telegram.parse(Inbound(body=body, headers={}, url="https://intake.example/webhooks/telegram",
-                                      received_at=clock()))
-    assert isinstance(event, ChatEvent)
-    await Conversation(Intake(store, clock=clock)).take(event)
+    await store_untranscribed_note(store, bot_api, audio, clock)
     async with TestClient(TestServer(create_app(tg_settings(bot_api.url), store=store, clock=clock))) as one, \
             TestClient(TestServer(create_app(tg_settings(bot_api.url), store=store, clock=clock))) as two:
         await asyncio.gather(settled(one, "telegram"), settled(two, "telegram"))
