@@ -167,6 +167,14 @@ def path_id(request: web.Request, name: str = "id") -> int:
     return value
 
 
+def body_id(body: dict[str, Any], name: str, what: str) -> int:
+    """An id given in a JSON body: a positive integer (not a boolean, not a string)."""
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PayloadError(f"{name} must be {what}", field=name)
+    return value
+
+
 def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query.get(name)
     if raw is None:
@@ -491,9 +499,7 @@ async def merge(request: web.Request) -> web.Response:
     who = await principal(request, "calltaker")
     incident_id = path_id(request)
     body = await read_json(request)
-    into = body.get("into")
-    if isinstance(into, bool) or not isinstance(into, int) or into < 1:
-        raise PayloadError("into must be the id of the incident to merge into", field="into")
+    into = body_id(body, "into", "the id of the incident to merge into")
     return ok(incident_payload(await request.app[QUEUE].merge(incident_id, into, actor_of(who))))
 
 

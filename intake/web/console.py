@@ -43,6 +43,7 @@ from intake.web.app import (
     SETTINGS,
     STORE,
     actor_of,
+    body_id,
     ok,
     path_id,
     principal,
@@ -393,10 +394,7 @@ async def attach_report(request: web.Request) -> web.Response:
     who = await principal(request, "calltaker")
     report_id = path_id(request)
     body = await read_json(request)
-    target = body.get("incident_id")
-    if isinstance(target, bool) or not isinstance(target, int) or target < 1:
-        raise PayloadError("incident_id must be the id of the incident to attach the report to",
-                           field="incident_id")
+    target = body_id(body, "incident_id", "the id of the incident to attach the report to")
     await ReportActions(request.app[QUEUE]).attach(report_id, target, actor_of(who))
     return ok(await _report_detail(request, report_id))
 
