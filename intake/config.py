@@ -37,6 +37,7 @@ class Settings:
     ami_port: int = 5038
     ami_username: str = "intake"
     ami_secret: str = ""
+    callback_ring_s: float = 30.0  # how long a call-back rings the caller's phone before Asterisk gives up
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = 0
     asr_model: str = ""  # a Vosk model directory; default: the first one installed (see asr_models/)

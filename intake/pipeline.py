@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -833,6 +833,33 @@ class Intake:
             await repo.update_report(report_id, values)
             result = await self._rematch(repo, row, p, now, actor)
         return result
+
+    async def patch_report_raw(
+        self,
+        report_id: int,
+        patch: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        outbox: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Change what a report carries beside its words and place (a call's state, a call-back's outcome).
+
+        Nothing is classified, located or matched again: none of it changes what the report says. The row
+        is locked while `patch` (a dict of top-level keys, or a function of the current raw) is applied, so
+        two writers never lose each other's keys; `outbox` rows (kind, payload, ...) go out in the same
+        transaction. Returns the new raw.
+        """
+        now = self.clock()
+        async with self.store.transaction() as repo:
+            row = await repo.report(report_id, for_update=True)
+            if row is None:
+                raise NotFound(f"report {report_id} does not exist")
+            raw = dict(row["raw"] or {})
+            new = patch(raw) if callable(patch) else {**raw, **patch}
+            await repo.update_report(report_id, {"raw": new, "updated_at": now})
+            if outbox:
+                await repo.write_outbox([{"at": now, "incident_id": row["incident_id"], "report_id": report_id,
+                                          **o} for o in outbox])
+        return new
 
     async def _rematch(
         self, repo: Repo, report_row: dict[str, Any], p: Prepared, now: datetime, actor: str

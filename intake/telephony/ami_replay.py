@@ -8,9 +8,11 @@ When the transcript shows the client sending an action, the replay waits for
 the client under test to send that action and answers with the recorded
 responses, rewritten to the client's ActionID. Ping, Logoff and
 CoreShowChannels sent at other times are answered from the replay's own view of
-the live channels, as Asterisk would. ``kill()`` / ``restart()`` simulate an
-Asterisk that dies mid-call; a recorded ``Shutdown`` event closes the
-connection and stops listening for as long as the real restart took.
+the live channels, as Asterisk would; so are Getvar (from the VarSet events the
+replay sent) and CoreStatus. ``kill()`` / ``restart()`` drop and restore the
+connection (``restart(fresh=True)``: a new Asterisk, with a new start-up time
+in CoreStatus); a recorded ``Shutdown`` event closes the connection and stops
+listening for as long as the real restart took.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +103,12 @@ class AmiReplayServer:
         self.username, self.secret = username, secret
         self.host, self.port = host, port
         self.action_timeout = action_timeout
-        self.live: dict[str, dict[str, str]] = {}  # Uniqueid → the channel's latest headers
+        self.live: dict[str, dict[str, Any]] = {}  # Uniqueid → the channel's latest headers (and "_vars")
         self.sent_events: list[dict[str, str]] = []  # every event sent, for tests
         self.received_actions: list[dict[str, str]] = []  # every action a client sent
         self.logins = 0
+        self.startup = time.strftime("%Y-%m-%d %H:%M:%S")  # CoreStatus CoreStartupDate/Time
+        self._starts = 1
         self.finished = asyncio.Event()
         self._client: _Client | None = None
         self._client_ready = asyncio.Event()
@@ -143,7 +148,12 @@ class AmiReplayServer:
             self._server = None
         await self._drop_client(abort=True)
 
-    async def restart(self) -> None:
+    async def restart(self, fresh: bool = False) -> None:
+        """Listen again; `fresh`: this is a new Asterisk (its start-up time changes, its calls are gone)."""
+        if fresh:
+            self._starts += 1
+            self.startup = f"{time.strftime('%Y-%m-%d %H:%M:%S')} #{self._starts}"
+            self.live.clear()
         await self._listen()
 
     async def _drop_client(self, abort: bool = False) -> None:
@@ -205,6 +215,18 @@ class AmiReplayServer:
             client.writer.close()
         elif name == "coreshowchannels":
             self._core_show_channels(client, action_id)
+        elif name == "corestatus":
+            date, _, clock = self.startup.partition(" ")
+            client.send(_message(Response="Success", ActionID=action_id, CoreStartupDate=date,
+                                 CoreStartupTime=clock, CoreCurrentCalls=str(len(self.live))))
+        elif name == "getvar" and action.get("channel"):
+            ch = next((c for c in self.live.values() if c.get("channel") == action["channel"]), None)
+            if ch is None:
+                client.send(_message(Response="Error", ActionID=action_id, Message="No such channel"))
+            else:
+                value = ch.get("_vars", {}).get(action.get("variable", ""), "")
+                client.send(_message(Response="Success", ActionID=action_id, Variable=action.get("variable", ""),
+                                     Value=value))
         else:
             client.send(_message(Response="Error", ActionID=action_id, Message="Invalid/unknown command"))
 
@@ -294,7 +316,7 @@ class AmiReplayServer:
         await self.kill()
         gap = (rest[0].t - shutdown.t) if rest else 2.0
         await asyncio.sleep(max(0.05, gap / self.speed))
-        await self.restart()
+        await self.restart(fresh=True)
 
     async def _wait_action(self, e: Entry) -> dict[str, str] | None:
         name = e.headers.get("action", "").lower()
@@ -345,6 +367,8 @@ class AmiReplayServer:
             if event == "newexten":
                 self.live[uid]["application"] = h.get("application", "")
                 self.live[uid]["appdata"] = h.get("appdata", "")
+            elif event == "varset":
+                self.live[uid].setdefault("_vars", {})[h.get("variable", "")] = h.get("value", "")
 
 
 @contextlib.asynccontextmanager

@@ -623,13 +623,15 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     from intake.telephony.ami import AmiBridge
 
                     bridge = AmiBridge(intake, host=settings.ami_host, port=settings.ami_port,
-                                       username=settings.ami_username, secret=settings.ami_secret)
+                                       username=settings.ami_username, secret=settings.ami_secret,
+                                       callback_ring_s=settings.callback_ring_s)
                     app[BRIDGE] = bridge
                     tg.create_task(bridge.run(stop_listen))
                 if pool is not None:
                     from intake.telephony.calls import CallAudioRouter
 
                     app[AUDIO_ROUTER] = router = CallAudioRouter(intake, bridge, pool)
+                audio = None
                 if pool is not None and settings.audiosocket_port:
                     from intake.telephony.audiosocket import AudioSocketServer
 
@@ -648,6 +650,8 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     yield
                 finally:
                     app[STOPPING].set()
+                    if audio is not None:
+                        await audio.close()  # live calls flush what was heard while the store is still open
                     stop_listen.set()
                     if sip is not None:
                         await sip.close()  # texts being stored get their 200 before the store closes

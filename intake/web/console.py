@@ -473,7 +473,8 @@ async def hangup_call(request: web.Request) -> web.Response:
 
 
 async def call_back(request: web.Request) -> web.Response:
-    """Ring back the caller of an ended call (AMI Originate); the attempt is kept on the call's report."""
+    """Ring back the caller of an ended call (AMI Originate); the attempt and its outcome are kept on the call's
+    report."""
     who = await principal(request, "calltaker")
     linkedid = _linkedid(request)
     body = await read_json(request)
@@ -490,7 +491,10 @@ async def call_back(request: web.Request) -> web.Response:
         raise PayloadError("the call has no number to ring back; send number", field="number")
     channel_id = await _ami(bridge.call_back(number.strip(), report_id=report["id"]))
     log.info("%s called back %s for call %s (%s)", who.name, number, linkedid, channel_id)
-    return ok({"linkedid": linkedid, "number": number.strip(), "channel_id": channel_id, "report_id": report["id"]})
+    # Accepted: the phone rings now (for up to the bridge's callback_ring_s). Its outcome (answered, busy,
+    # no answer, failed) is kept on the report's callbacks and sent on the stream as `call.callback`.
+    return ok({"linkedid": linkedid, "number": number.strip(), "channel_id": channel_id, "report_id": report["id"],
+               "outcome": "ringing"}, status=202)
 
 
 # --- routes -------------------------------------------------------------------------------------------

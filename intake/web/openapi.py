@@ -63,12 +63,13 @@ def _report_action(summary: str, body: dict[str, Any] | None = None, codes: tupl
     return op
 
 
-def _call_action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _call_action(summary: str, body: dict[str, Any] | None = None, *, status: str = "200",
+                 done: str = "done") -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "parameters": [{"name": "linkedid", "in": "path", "required": True, "schema": {"type": "string"},
                         "description": "the call's Asterisk Linkedid (the call report's channel_ref)"}],
-        "responses": {"200": _resp("done", {"type": "object"}), **_errors(400, 401, 403, 404, 409),
+        "responses": {status: _resp(done, {"type": "object"}), **_errors(400, 401, 403, 404, 409),
                       "502": _resp("Asterisk refused the action (its message is in detail)", ERROR),
                       "503": _resp("calls are not configured, or Asterisk (AMI) is not connected", ERROR)},
     }
@@ -104,9 +105,12 @@ def _console_paths() -> dict[str, Any]:
             {"type": "object", "required": ["agency"], "properties": {"agency": agency}})},
         "/calls/{linkedid}/hangup": {"post": _call_action("Hang up a live call (AMI Hangup)")},
         "/calls/{linkedid}/callback": {"post": _call_action(
-            "Ring back the caller of an ended call (AMI Originate); the attempt is kept on its report",
+            "Ring back the caller of an ended call (AMI Originate): 202 while the phone rings; the outcome "
+            "(answered, busy, no answer, failed, with Asterisk's reason and cause) is kept on the report's "
+            "callbacks and sent on the stream as call.callback",
             {"type": "object", "properties": {"number": {"type": "string",
-                                                         "description": "default: the caller's number"}}})},
+                                                         "description": "default: the caller's number"}}},
+            status="202", done="the call-back is ringing: {linkedid, number, channel_id, report_id, outcome}")},
         "/reports/{id}/attachments/{index}": {"get": {
             "summary": "A report's photo, fetched by the server (Telegram getFile, the sender's URL) and kept",
             "parameters": [{"$ref": "#/components/parameters/ReportId"},

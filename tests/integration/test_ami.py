@@ -63,15 +63,18 @@ async def test_normal_call_pops_then_grows_a_call_report(intake: Intake) -> None
     async with AmiReplayServer(AMI / "normal_call.txt", speed=SPEED) as server, bridge_on(server, intake, rec):
         await rec.wait_for("hungup")
     assert rec.events[0][0] == "ringing"  # the screen-pop comes first, at Newchannel
-    assert [w for w, _, _ in rec.events] == ["ringing", "audio", "answered", "hungup"]
+    # The dialplan's Answer() brings the media up; no call-taker ever picked this call up (the capture's
+    # dialplan sends it to AudioSocket in line, and the caller hangs up there).
+    assert [w for w, _, _ in rec.events] == ["ringing", "audio", "channel_up", "hungup"]
     (report,) = await call_reports(intake)
     assert report["channel_ref"] == "1795318919.0"  # Linkedid, as an opaque string
     assert report["dialled_number"] == "112"
     assert report["phone_raw"] == "15551230001"
     call = report["raw"]["call"]
-    assert call["answered_at"] is not None and call["hangup_cause"] == 0
+    assert call["channel_answered_at"] is not None and call["hangup_cause"] == 0
+    assert call["answered_at"] is None and call["answered_by"] is None and "talk_seconds" not in call
     assert call["audio_uuid"] == "6ba6f33f-0e04-420c-a041-935e3b8eb398"
-    assert call["needs_callback"] is False
+    assert call["needs_callback"] is True and call["callback_reason"] == "ended before a call-taker answered"
     assert report["incident_id"] is not None
 
 
@@ -100,7 +103,7 @@ async def test_asterisk_killed_mid_call_reconnects_rebuilds_and_duplicates_nothi
     rec = Recorder()
     async with AmiReplayServer(AMI / "normal_call.txt", speed=5.0) as server, \
             bridge_on(server, intake, rec) as bridge:
-        await rec.wait_for("answered")
+        await rec.wait_for("channel_up")
         await server.kill()
         await asyncio.sleep(0.3)
         assert not bridge.connected.is_set()
@@ -118,7 +121,7 @@ async def test_a_call_that_ended_during_the_outage_is_closed_on_reconnect(intake
     rec = Recorder()
     async with AmiReplayServer(AMI / "normal_call.txt", speed=5.0) as server, \
             bridge_on(server, intake, rec) as bridge:
-        await rec.wait_for("answered")
+        await rec.wait_for("channel_up")
         await server.kill()
         server.live.clear()  # Asterisk came back without the call
         await server.restart()

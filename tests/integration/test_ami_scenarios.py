@@ -39,7 +39,10 @@ async def test_a_call_the_server_hangs_up_is_normal_clearing_and_needs_no_call_b
     (report,) = await call_reports(intake)
     call = report["raw"]["call"]
     assert call["hangup_cause"] == 16 and call["hangup_cause_text"] == "Normal Clearing"  # Asterisk's Cause-txt
-    assert call["answered_at"] is not None and call["needs_callback"] is False
+    # The capture's dialplan hangs up once the server ends the AudioSocket: the media was up, but no call-taker
+    # ever spoke to the caller, so the caller is called back.
+    assert call["channel_answered_at"] is not None and call["answered_at"] is None
+    assert call["needs_callback"] is True and call["callback_reason"] == "ended before a call-taker answered"
 
 
 async def test_a_call_whose_audio_never_arrived_is_flagged_for_call_back(intake: Intake) -> None:
@@ -57,18 +60,20 @@ async def test_a_call_whose_audio_never_arrived_is_flagged_for_call_back(intake:
     (report,) = await call_reports(intake)
     call = report["raw"]["call"]
     assert report["dialled_number"] == "114"
-    assert call["answered_at"] is not None and call["hangup_cause"] == 0
+    assert call["channel_answered_at"] is not None and call["hangup_cause"] == 0
     assert call["audio_connected"] is False
     assert call["needs_callback"] is True and "audio never reached" in call["callback_reason"]
 
 
-async def test_without_an_audio_door_an_answered_call_is_not_flagged(intake: Intake) -> None:
+async def test_without_an_audio_door_a_call_no_one_answered_is_flagged_without_blaming_the_audio(
+        intake: Intake) -> None:
     rec = Recorder()
     async with AmiReplayServer(AMI / "audiosocket_refused.txt", speed=SPEED, action_timeout=0.2) as server, \
             bridge_on(server, intake, rec):
         await rec.wait_for("hungup")
     (report,) = await call_reports(intake)
-    assert report["raw"]["call"]["needs_callback"] is False
+    call = report["raw"]["call"]
+    assert call["needs_callback"] is True and call["callback_reason"] == "ended before a call-taker answered"
 
 
 async def test_the_audiosocket_channel_driver_call_is_one_report_with_16k_audio(intake: Intake) -> None:
@@ -92,7 +97,8 @@ async def test_the_audiosocket_channel_driver_call_is_one_report_with_16k_audio(
     (report,) = await call_reports(intake)  # the Dial()ed AudioSocket/ channel shares the Linkedid: one call
     assert report["dialled_number"] == "116"
     assert report["text"], "the 16 kHz frames reached no transcript"
-    assert report["raw"]["call"]["audio_connected"] is True and report["raw"]["call"]["needs_callback"] is False
+    # Bridged with the AudioSocket channel, a machine: no call-taker spoke to the caller.
+    assert report["raw"]["call"]["audio_connected"] is True and report["raw"]["call"]["needs_callback"] is True
 
 
 async def test_an_operator_inspects_sets_redirects_and_hangs_up_a_live_call(intake: Intake) -> None:

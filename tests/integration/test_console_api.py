@@ -471,11 +471,18 @@ async def test_call_back_through_the_api_is_kept_on_the_abandoned_calls_report(
     abandoned = await intake.ingest(ReportIn(channel="call", channel_ref="1795318930.1", received_at=intake.clock(),
                                              phone="15551230002", dialled_number="112", raw={"linkedid": "x"}))
     status, body = await browser.post("/api/v1/calls/1795318930.1/callback", {})
-    assert status == 200 and body["number"] == "15551230002" and body["channel_id"].startswith("callback-")
+    # Accepted while the phone rings; the outcome comes from Asterisk's OriginateResponse afterwards.
+    assert status == 202 and body["number"] == "15551230002" and body["channel_id"].startswith("callback-")
+    assert body["outcome"] == "ringing"
     assert (await browser.post("/api/v1/calls/nosuch.9/callback", {}))[0] == 404
-    _, report = await browser.get(f"/api/v1/reports/{abandoned.report_id}")
+    for _ in range(100):
+        _, report = await browser.get(f"/api/v1/reports/{abandoned.report_id}")
+        if report["callbacks"] and report["callbacks"][0]["outcome"] != "ringing":
+            break
+        await asyncio.sleep(0.05)
     (attempt,) = report["callbacks"]
-    assert attempt["channel_id"] == body["channel_id"] and attempt["outcome"].startswith("answered")
+    assert attempt["channel_id"] == body["channel_id"] and attempt["outcome"] == "answered"
+    assert attempt["reason"] == 4  # OriginateResponse Reason 4: answered
     for _ in range(3):  # let the replay play out the rest of the capture
         await bridge.action("CoreShowChannels")
 
