@@ -32,6 +32,7 @@ import array
 import asyncio
 import contextlib
 import json
+import logging
 import multiprocessing
 import multiprocessing.connection
 import operator
@@ -58,6 +59,8 @@ __all__ = [
     "read_wav",
     "transcribe_file",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Where missing models come from (run on a machine with internet access).
 FETCH_SCRIPT = "asr_models/fetch.sh"
@@ -259,11 +262,11 @@ class _WorkerStream:
 
 
 def _worker_main(model: Any, commands: Any, results: multiprocessing.connection.Connection,
-                 keep: int = STREAMS_PER_WORKER, warmup: tuple[bytes, int] | None = None) -> None:
+                 keep: int = STREAMS_PER_WORKER, warmup: list[tuple[bytes, int]] | None = None) -> None:
     streams: dict[str, _WorkerStream] = {}
     warm = _Warm(model, keep)
-    if warmup is not None:
-        warm.prepare(*warmup)
+    for pcm, rate in warmup or []:
+        warm.prepare(pcm, rate)
 
     def send(*msg: Any) -> None:
         results.send(msg)
@@ -593,11 +596,22 @@ class RecognizerPool:
         record_dir: str | None = None,
         keep_recordings: bool = False,
         warmup: tuple[bytes, int] | None = None,
+        warmup_rates: tuple[int, ...] = (8000,),
     ) -> None:
         """`warmup`: (s16 PCM of speech, its rate), fed to each worker's recognizers before the first call
-        (calls that arrive meanwhile queue behind it); telephone audio is 8000 Hz."""
+        (calls that arrive meanwhile queue behind it). Recognizers are kept per sample rate, so the speech is
+        resampled to each of `warmup_rates`, the rates calls arrive at (AudioSocket and Twilio: 8000 Hz; the
+        AudioSocket channel driver with G.722: 16000 Hz); warming at another rate would leave calls cold."""
         self.model_dir = model_dir
-        self.warmup = warmup
+        self.warmup: list[tuple[bytes, int]] | None = None
+        if warmup is not None:
+            from intake.telephony.resample import resample_pcm
+
+            pcm, rate = warmup
+            if rate not in warmup_rates:
+                log.info("ASR warm-up: the %d Hz speech is resampled to %s Hz, the rates calls arrive at",
+                         rate, "/".join(map(str, warmup_rates)))
+            self.warmup = [(resample_pcm(pcm, rate, r), r) for r in warmup_rates]
         self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.streams_per_worker = streams_per_worker
         self.capacity = capacity if capacity is not None else self.workers * streams_per_worker

@@ -221,7 +221,8 @@ async def _bench_pool(model_dir: str, pcm: bytes, rate: int, calls: int, workers
     just started), the later ones reuse them (a server that has taken calls; see asr._Warm)."""
     dur = len(pcm) / 2 / rate
     per_worker = max(1, math.ceil(calls / workers))
-    async with RecognizerPool(model_dir, workers=workers, streams_per_worker=per_worker, warmup=warmup) as pool:
+    async with RecognizerPool(model_dir, workers=workers, streams_per_worker=per_worker, warmup=warmup,
+                              warmup_rates=(rate,)) as pool:
         await pool.ready()  # the warm-up (if any) is part of the start, not of the first calls
         pids = [os.getpid(), *pool.worker_pids]
         rss0, pss0 = _proc_mem_mb(pids)

@@ -277,6 +277,7 @@ class AudioSocketServer:
         self.keepalive = keepalive
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._calls: set[CallAudio] = set()
 
     @property
     def port(self) -> int:
@@ -288,14 +289,20 @@ class AudioSocketServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self._port)
 
-    async def close(self) -> None:
-        """Stop listening, end every open connection and wait for their handlers."""
+    async def close(self, grace_s: float = 1.5) -> None:
+        """Stop listening; end every open call and give its handler `grace_s` to finish (a recognizer flushes
+        what it heard into the call's report), then cancel what is left. Closing twice is harmless."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
+        for call in list(self._calls):
+            call._finish("server stopping")
         if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            _, late = await asyncio.wait(list(self._connections), timeout=grace_s)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("AudioSocket: %d call(s) did not finish within %.1f s of the stop", len(late), grace_s)
+                await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -353,12 +360,16 @@ class AudioSocketServer:
         for frame in rest:
             if not call._receive(frame):
                 break
-        async with asyncio.TaskGroup() as tg:
-            reading = tg.create_task(self._read(call, reader, parser))
-            if self.keepalive:
-                tg.create_task(self._keep_alive(call))
-            await self._run_on_call(call)
-            reading.cancel()
+        self._calls.add(call)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                reading = tg.create_task(self._read(call, reader, parser))
+                if self.keepalive:
+                    tg.create_task(self._keep_alive(call))
+                await self._run_on_call(call)
+                reading.cancel()
+        finally:
+            self._calls.discard(call)
         log.info("AudioSocket call %s ended: %s", call_uuid, call.end_reason)
 
     async def _run_on_call(self, call: CallAudio) -> None:

@@ -1,13 +1,17 @@
-"""Call audio → speech → the call's report.
+"""Call audio → speech → the call's report, while the caller is still talking.
 
-Each AudioSocket connection names its call by the UUID the dialplan set
-(INTAKE_UUID, seen by the AMI bridge as VarSet). Its audio is fed to a
-recognizer stream; partial text is pushed on the stream as `call.transcript`
-(at most every `partial_every` seconds), and every final sentence grows the
-call's report through `Intake.update_report`, which re-classifies, re-locates
-(an address the caller spoke) and re-matches it. Audio whose call the bridge
-does not know within `wait_for_call` seconds still becomes a report of its
-own: nothing heard is lost.
+Each AudioSocket connection names its call by the UUID the dialplan set (INTAKE_UUID, seen by the AMI bridge
+as VarSet). Pairing does not depend on timing: audio that arrives before the bridge knows its call (a burst
+of calls puts the bridge behind) waits for it as long as the connection is open, and a little after
+(`AmiBridge.call_for_audio`); only audio that no call of ours claims becomes a report of its own, so
+nothing heard is lost.
+
+The audio is fed to a recognizer stream. Partial text goes on the stream as `call.transcript` (at most every
+`partial_every` seconds). The growing transcript (the finals so far and the current partial) is classified,
+located and matched during the call, at most every `classify_every` seconds and whenever a final arrives,
+through `Intake.update_report`: the call-taker sees the suggested category and the spoken address while the
+caller talks, not after the hang-up. A second connection for the same call (the audio forked again after a
+restart of intake) adds to the words already on the report.
 """
 
 from __future__ import annotations
@@ -19,35 +23,48 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 from intake.core.model import ReportIn
-from intake.pipeline import Intake
-from intake.telephony.ami import AmiBridge
+from intake.pipeline import IngestResult, Intake
+from intake.telephony.ami import PAIR_GRACE_S, AmiBridge
 from intake.telephony.asr import RecognizerPool, RecognizerStream, Transcript
 from intake.telephony.audiosocket import AudioChunk, CallAudio, CallEvent, DtmfDigit
 
 log = logging.getLogger(__name__)
 
 
+class _Words:
+    """One connection's words: what the report had before it, the finals so far, the current partial."""
+
+    def __init__(self, before: str) -> None:
+        self.before = before.strip()
+        self.finals: list[str] = []
+        self.partial = ""
+        self.classified = before.strip()  # the text the report was last classified on
+
+    def text(self, *, with_partial: bool = True) -> str:
+        parts = [self.before, *self.finals, self.partial if with_partial else ""]
+        return " ".join(p for p in parts if p)
+
+
 class CallAudioRouter:
     def __init__(self, intake: Intake, bridge: AmiBridge | None, pool: RecognizerPool, *,
-                 wait_for_call: float = 3.0, partial_every: float = 0.5) -> None:
+                 pair_grace_s: float = PAIR_GRACE_S, partial_every: float = 0.5, classify_every: float = 2.0
+                 ) -> None:
         self.intake = intake
         self.bridge = bridge
         self.pool = pool
-        self.wait_for_call = wait_for_call
+        self.pair_grace_s = pair_grace_s
         self.partial_every = partial_every
+        self.classify_every = classify_every
         if bridge is not None:
             bridge.expects_audio = True
 
-    async def _report_for(self, audio_uuid: str) -> tuple[int, str]:
+    async def _report_for(self, audio: CallAudio) -> tuple[int, str]:
         """(report id, call key) of the call this audio belongs to."""
-        deadline = time.monotonic() + self.wait_for_call
-        while self.bridge is not None:
-            call = self.bridge.audio_started(audio_uuid)
+        audio_uuid = str(audio.uuid)
+        if self.bridge is not None:
+            call = await self.bridge.call_for_audio(audio_uuid, audio.wait_closed, self.pair_grace_s)
             if call is not None and call.report_id is not None:
                 return call.report_id, call.linkedid
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.02)
         log.warning("audio %s belongs to no known call; keeping it as a report of its own", audio_uuid)
         result = await self.intake.ingest(ReportIn(
             channel="call", channel_ref=f"audiosocket:{audio_uuid}", received_at=self.intake.clock(),
@@ -55,12 +72,18 @@ class CallAudioRouter:
         return result.report_id, f"audiosocket:{audio_uuid}"
 
     async def on_call(self, audio: CallAudio) -> None:
-        report_id, key = await self._report_for(str(audio.uuid))
-        await self.transcribe(report_id, key, audio)
+        try:
+            report_id, key = await self._report_for(audio)
+            await self.transcribe(report_id, key, audio)
+        finally:
+            if self.bridge is not None:
+                self.bridge.audio_ended(str(audio.uuid))
 
     async def transcribe(self, report_id: int, key: str, audio: AsyncIterable[CallEvent]) -> None:
         """Feed one call's audio (AudioSocket or a Twilio Media Stream) to a recognizer until it ends."""
-        finals: list[str] = []
+        async with self.intake.store.read() as repo:
+            row = await repo.report(report_id)
+        words = _Words((row or {}).get("text") or "")
         dtmf = ""
         stream: RecognizerStream | None = None
         async with asyncio.TaskGroup() as tg:
@@ -68,33 +91,59 @@ class CallAudioRouter:
                 if isinstance(event, AudioChunk):
                     if stream is None:
                         stream = await self.pool.open(key, event.sample_rate)
-                        tg.create_task(self._consume(stream, report_id, key, finals))
+                        tg.create_task(self._consume(stream, report_id, key, words))
                     await stream.feed(event.pcm)
                 elif isinstance(event, DtmfDigit):
                     dtmf += event.digit
             if stream is not None:
                 await stream.close()
         if dtmf:
-            await self.intake.update_report(report_id, raw_patch={"dtmf": dtmf}, actor="audio")
+            await self.intake.patch_report_raw(report_id, {"audio_dtmf": dtmf})
 
-    async def _consume(self, stream: RecognizerStream, report_id: int, key: str, finals: list[str]) -> None:
-        last_partial = 0.0
+    async def _consume(self, stream: RecognizerStream, report_id: int, key: str, words: _Words) -> None:
+        last_partial = last_classified = 0.0
+        result: IngestResult | None = None
         async for r in stream.results():
+            now = time.monotonic()
             if r.final:
+                words.partial = ""
                 if r.text.strip():
-                    finals.append(r.text.strip())
-                    await self.intake.update_report(report_id, text=" ".join(finals), actor="asr")
-                    await self._push(report_id, key, r, " ".join(finals))
-            elif r.text and time.monotonic() - last_partial >= self.partial_every:
-                last_partial = time.monotonic()
-                await self._push(report_id, key, r, " ".join([*finals, r.text]))
+                    words.finals.append(r.text.strip())
+                    result = await self._classify(report_id, words) or result
+                    last_classified = now
+                    await self._push(report_id, key, r, words.text(), result)
+                continue
+            words.partial = r.text.strip()
+            if r.text and now - last_classified >= self.classify_every:
+                result = await self._classify(report_id, words) or result
+                last_classified = now
+            if r.text and now - last_partial >= self.partial_every:
+                last_partial = now
+                await self._push(report_id, key, r, words.text(), result)
+        if words.partial:  # the stream ended on a partial that never became final: keep its words
+            words.finals.append(words.partial)
+            words.partial = ""
+            await self._classify(report_id, words)
 
-    async def _push(self, report_id: int, key: str, r: Transcript, text: str) -> None:
+    async def _classify(self, report_id: int, words: _Words) -> IngestResult | None:
+        """The growing transcript walks the road again (category, spoken address, incident), once per change."""
+        text = words.text()
+        if text == words.classified:
+            return None
+        words.classified = text
+        return await self.intake.update_report(report_id, text=text, actor="asr")
+
+    async def _push(self, report_id: int, key: str, r: Transcript, text: str, result: IngestResult | None) -> None:
         payload: dict[str, Any] = {
             "call": key, "report_id": report_id, "final": r.final, "text": text, "segment": r.text,
             "audio_end_s": r.audio_end_s,
             "words": [{"word": w.word, "start": w.start, "end": w.end, "conf": w.conf} for w in r.words],
         }
+        if result is not None:  # what the words so far say: the call-taker's suggestion, during the call
+            payload["category"] = result.category.value
+            payload["confidence"] = result.confidence
+            payload["incident_id"] = result.incident_id
+            payload["location"] = result.location
         async with self.intake.store.transaction() as repo:
             await repo.write_outbox([{"at": self.intake.clock(), "topic": "call", "kind": "call.transcript",
                                       "incident_id": None, "report_id": report_id, "payload": payload}])

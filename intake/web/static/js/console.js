@@ -33,6 +33,7 @@ function callState(card) {
   const call = card.report?.call || card.pop?.call;
   if (!call) return null;
   if (call.state === "hungup") return call.needs_callback ? "missed" : "hungup";
+  if (call.state === "queued") return "queued";
   return call.state === "up" ? "up" : "ringing";
 }
 
@@ -75,7 +76,7 @@ function ringsForMe(card) {
 }
 
 function order(a, b) {
-  const live = (c) => (ringsForMe(c) ? 0 : ["ringing", "up"].includes(callState(c)) ? 1 : 2);
+  const live = (c) => (ringsForMe(c) ? 0 : ["ringing", "queued", "up"].includes(callState(c)) ? 1 : 2);
   return live(a) - live(b) || b.id - a.id;
 }
 
@@ -249,10 +250,11 @@ function renderIncident(card) {
 function renderCall(card) {
   if (channelOf(card) !== "call") return null;
   const status = callState(card);
-  const live = status === "ringing" || status === "up";
+  const live = status === "ringing" || status === "queued" || status === "up";
   const noCalls = !state.me.calls;
   const transferred = card.report?.call?.transferred_to;
   const attempts = card.report?.callbacks || [];
+  const reason = status === "missed" ? card.report?.call?.callback_reason : null;
   return section("section.call",
     transferred ? el("p", {}, t("call.transferred", { agency: t(`cat.${transferred}`) })) : null,
     el("div", { class: "actions" },
@@ -263,7 +265,17 @@ function renderCall(card) {
         t("action.callback"), key("B")),
       el("button", { type: "button", id: "hangup", class: "danger", disabled: !live || noCalls, onclick: hangup },
         t("action.hangup"), key("H"))),
-    attempts.length ? el("ul", { class: "earlier" }, attempts.map((a) => el("li", {}, `${clock(a.at)} ${a.number}: ${a.outcome}`))) : null);
+    reason ? el("p", { id: "callback-reason" }, t("call.reason", { reason })) : null,
+    attempts.length ? el("ul", { class: "earlier", id: "callbacks" }, attempts.map(callbackLine)) : null);
+}
+
+// One call-back attempt as Asterisk reported it: when, to whom, how it ended (and Asterisk's cause).
+function callbackLine(a) {
+  const parts = [`${clock(a.at)} ${a.number || ""}: ${t(`callback.${a.outcome}`)}`];
+  if (a.connected_to) parts.push(t("callback.connectedTo", { who: a.connected_to }));
+  if (a.cause_text && a.outcome !== "answered") parts.push(`(${a.cause_text})`);
+  return el("li", { class: `callback callback-${a.outcome.replace(" ", "-")}`, dataset: { outcome: a.outcome } },
+    parts.join(" · "));
 }
 
 function renderCaller(card) {
@@ -454,6 +466,9 @@ function onEvent(event) {
   if (event.kind === "call.offered") onOffered(event.data);
   else if (event.kind === "call.ringing") onRinging(event.data);
   else if (event.kind === "call.transcript") onTranscript(event.data);
+  else if (event.kind === "call.updated" || event.kind === "call.callback") {
+    if (event.report_id !== null && state.cards.has(event.report_id)) scheduleRefresh(event.report_id);
+  }
   else if (event.kind.startsWith("incident.")) onIncidentEvent(event);
 }
 
