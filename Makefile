@@ -7,7 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: serve test install db lint typecheck bench clean postgres chromium
+SHARED ?= $(firstword $(wildcard ../shared /work/shared))
+
+.PHONY: serve test install db lint typecheck bench clean postgres chromium sipp asterisk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +46,27 @@ chromium:
 		fi; \
 	fi
 
-test: $(STAMP) postgres chromium
+# The live call tests (tests/live) place calls through a real Asterisk 22 with SIP phones (sipp, Debian's
+# sip-tester). sipp is installed when missing and we may; Asterisk is built once from shared/asterisk/ (about
+# 4 minutes on 2 cores, then cached in /var/cache/hotline-asterisk) by the script that ships beside its sources.
+sipp:
+	@if ! command -v sipp >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester) \
+				|| echo "note: could not install sip-tester: the live call tests will fail"; \
+		else \
+			echo "note: sipp is missing: the live call tests will fail (as root: apt-get install sip-tester)"; \
+		fi; \
+	fi
+
+asterisk:
+	@if [ -n "$(SHARED)" ] && [ -x "$(SHARED)/asterisk/build.sh" ]; then \
+		echo "asterisk: $$($(SHARED)/asterisk/build.sh | tail -n 1)"; \
+	else \
+		echo "note: shared/asterisk/build.sh not found (set SHARED=...): the live call tests will fail"; \
+	fi
+
+test: $(STAMP) postgres chromium sipp asterisk
 	$(BIN)/ruff check intake tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -55,9 +77,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP) chromium
+bench: $(STAMP) chromium sipp asterisk
 	$(BIN)/intake bench ingest
 	$(BIN)/intake bench console
+	$(BIN)/intake bench calls
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -314,6 +314,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from intake.telephony.asr_cli import bench_asr_main
 
         return bench_asr_main(args.calls, args.audio, args.json, args.warmup)
+    if args.what == "calls":
+        from intake.testbed.bench_calls import main as bench_calls_main
+
+        try:
+            rates = [float(r) for r in args.rate.split(",") if r.strip()]
+        except ValueError:
+            return _fail(f"--rate: {args.rate!r} is not a comma list of calls per second")
+        if not rates or any(r <= 0 for r in rates) or args.calls < 1 or args.talk <= 1:
+            return _fail("--rate must be positive, --calls at least 1 and --talk more than 1 s")
+        return bench_calls_main(rates, args.calls, args.talk, args.json)
     from intake import bench
 
     return bench.main(args, settings)
@@ -435,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--warmup", help="a WAV of speech to warm the recognizers on before the first calls "
                                      "(as INTAKE_ASR_WARMUP does for intake serve)")
     ba.add_argument("--json", action="store_true")
+    bk = bsub.add_parser("calls", help="calls through a real Asterisk: screen-pop latency from Asterisk's own "
+                                       "timestamps, transcripts paired, lost, late")
+    bk.add_argument("--rate", default="1,5,10", help="calls a second; a comma list measures each")
+    bk.add_argument("--calls", type=int, default=10, help="calls at each rate")
+    bk.add_argument("--talk", type=float, default=8.0, help="seconds each caller talks after the answer")
+    bk.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p
 

@@ -64,6 +64,8 @@ FORK_CONTEXT = "intake-fork"
 FORK_AUDIO_CONTEXT = "intake-fork-audio"
 #: Ring a call-back this long before Asterisk gives up (Originate Timeout).
 CALLBACK_RING_S = 30.0
+#: Asterisk unreachable this long (after a live connection): its calls are taken as cut off.
+OUTAGE_CUTOFF_S = 10.0
 #: After its audio connection closed, audio still waits this long for its call (the bridge may be behind).
 PAIR_GRACE_S = 15.0
 #: Variables read from a live channel to recognise it after a (re)connect.
@@ -252,6 +254,7 @@ class AmiBridge:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         callback_ring_s: float = CALLBACK_RING_S,
+        outage_cutoff_s: float = OUTAGE_CUTOFF_S,
         on_call_event: CallEvent | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -263,6 +266,8 @@ class AmiBridge:
         self.action_timeout = action_timeout
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.callback_ring_s = callback_ring_s
+        self.outage_cutoff_s = outage_cutoff_s
+        self._lost_at: float | None = None  # loop time the last live connection was lost (None: connected)
         self.on_call_event = on_call_event
         self.clock = clock
         self.calls: dict[str, CallState] = {}  # by Linkedid
@@ -307,6 +312,7 @@ class AmiBridge:
                 log.warning("AMI %s:%s: %s; retrying in %.1f s", self.host, self.port, exc, delay)
             if stop.is_set():
                 break
+            await self._cut_off_if_down()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay * random.uniform(0.8, 1.2))
             delay = min(self.backoff_max, delay * 2)
@@ -334,6 +340,7 @@ class AmiBridge:
             # actions fails at once if the connection drops, and times out if Asterisk stops answering).
             await self._rebuild()
             self.connected.set()
+            self._lost_at = None
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._pinger(protocol, link))
                 consumer = tg.create_task(self._consume(events))
@@ -343,10 +350,26 @@ class AmiBridge:
                 await consumer
                 link.lost.set()  # ends the pinger
         finally:
+            if self.connected.is_set():
+                self._lost_at = asyncio.get_running_loop().time()
             self.connected.clear()
             self._logged_in = False
             self._protocol, self._link = None, None
             protocol.close()
+
+    async def _cut_off_if_down(self) -> None:
+        """Asterisk unreachable for `outage_cutoff_s`: its calls are taken as cut off (flagged for call-back).
+        A caller whose call in fact survived is picked up again when Asterisk answers."""
+        if self._lost_at is None or not self.calls:
+            return
+        down_s = asyncio.get_running_loop().time() - self._lost_at
+        if down_s < self.outage_cutoff_s:
+            return
+        log.warning("AMI: Asterisk unreachable for %.0f s; %d call(s) taken as cut off", down_s, len(self.calls))
+        for call in list(self.calls.values()):
+            self._conclude(call, cause=None, cause_text="Asterisk unreachable",
+                           cut_off=f"cut off: Asterisk could not be reached for {down_s:.0f} s")
+            await self._finish(call)
 
     async def _pinger(self, protocol: AMIProtocol, link: _Link) -> None:
         while not link.lost.is_set():
@@ -814,33 +837,39 @@ class AmiBridge:
         return call
 
     async def _open(self, call: CallState, *, restore: bool = False) -> None:
-        """The call's report (the screen-pop needs it at once), then the screen-pop on the stream."""
-        result = await self.intake.ingest(ReportIn(
+        """The call's report and the screen-pop, as soon as can be: what the screen-pop shows of the caller's
+        past (earlier reports, facility, last location, incidents nearby) is read while the report is being
+        stored, and an AML fix that came before the call is applied after the screen-pop is out."""
+        report = ReportIn(
             channel="call", channel_ref=call.linkedid, received_at=call.started_at,
             phone=call.caller_number or None, dialled_number=call.dialled_number,
             # Only what never changes for this call goes in `raw`: a call rebuilt after a reconnect is the
             # same report (same digest), not an idempotency conflict.
             raw={"linkedid": call.linkedid, "caller_number": call.caller_number, "channel": call.channel},
-        ))
+        )
+        result, pop = await asyncio.gather(
+            self.intake.ingest(report),
+            screenpop.build(self.intake, caller_number=call.caller_number, line=call.dialled_number,
+                            report_id=None, incident_id=None, call={}))
         call.report_id, call.incident_id = result.report_id, result.incident_id
-        if restore and result.outcome.value == "duplicate":
+        duplicate = result.outcome.value == "duplicate"
+        if restore and duplicate:
             async with self.intake.store.read() as repo:
                 row = await repo.report(result.report_id)
             stored = ((row or {}).get("raw") or {}).get("call")
             if isinstance(stored, dict):
                 call.restore(stored)
-        if (located := await locfix.apply_pending(self.intake, call.report_id)) is not None:
-            call.incident_id = located.incident_id  # an AML fix that came before the call
-        if restore and result.outcome.value == "duplicate":
             await self._persist(call)  # an earlier process popped it up already
         else:
-            await screenpop.publish(self.intake, await screenpop.build(
-                self.intake, caller_number=call.caller_number, line=call.dialled_number, report_id=call.report_id,
-                incident_id=call.incident_id, call=call.record()))
+            pop["earlier_reports"] = [r for r in pop["earlier_reports"] if r["id"] != call.report_id]
+            await screenpop.publish(self.intake, {**pop, "report_id": call.report_id,
+                                                  "incident_id": call.incident_id, "call": call.record()})
         await self._emit("ringing", call, {"outcome": result.outcome.value, "rebuilt": call.rebuilt,
                                            "phone": normalise_phone(call.caller_number).e164
                                            if call.caller_number else None})
         await self._audio_known(call)
+        if (located := await locfix.apply_pending(self.intake, call.report_id)) is not None:
+            call.incident_id = located.incident_id  # an AML fix that came before the call
 
     def _conclude(self, call: CallState, *, cause: int | None, cause_text: str | None,
                   cut_off: str | None = None) -> None:

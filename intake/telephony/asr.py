@@ -73,6 +73,8 @@ DEFAULT_ENERGY_FLOOR = 30.0
 DEFAULT_HANGOVER_S = 1.0
 #: Recogniser audio between two partial-result checks in a worker.
 PARTIAL_EVERY_S = 0.1
+#: Scheduling niceness of the recognizer processes (the server's event loop stays at 0).
+WORKER_NICENESS = 10
 #: Live streams per worker by default (VOSK_BENCHMARK.md: about 4 live calls on 2 cores).
 STREAMS_PER_WORKER = 2
 
@@ -263,6 +265,10 @@ class _WorkerStream:
 
 def _worker_main(model: Any, commands: Any, results: multiprocessing.connection.Connection,
                  keep: int = STREAMS_PER_WORKER, warmup: list[tuple[bytes, int]] | None = None) -> None:
+    # Recognition yields the CPU to the server process: a screen-pop (a call ringing now) must not wait behind
+    # the words of calls already on the line. With spare CPU, nice changes nothing.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     streams: dict[str, _WorkerStream] = {}
     warm = _Warm(model, keep)
     for pcm, rate in warmup or []:

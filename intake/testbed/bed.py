@@ -95,6 +95,17 @@ class Bed:
                    hangup: bool = True) -> Phone:
         return await self.sip.call(caller, line, talk_s=talk_s, pcap=speech, hangup=hangup)
 
+    async def calls_at_rate(self, numbers: list[str], rate: float, *, talk_s: float,
+                            speech: list[Path | None]) -> list[Phone]:
+        """One call from each number, `rate` a second, on a fixed schedule (sipp's own start-up included)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.2
+
+        async def place(i: int) -> Phone:
+            await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
+            return await self.call(numbers[i], talk_s=talk_s, speech=speech[i])
+        return list(await asyncio.gather(*(place(i) for i in range(len(numbers)))))
+
     async def callback_phone(self, *, answer_after_s: float | None = None, busy: bool = False) -> Phone:
         return await self.sip.callback_phone(self.asterisk.ports.trunk, answer_after_s=answer_after_s, busy=busy)
 

@@ -604,6 +604,9 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                 warmup = read_wav(settings.asr_warmup) if settings.asr_warmup else None
                 pool = await stack.enter_async_context(
                     RecognizerPool(model, workers=settings.asr_workers or None, warmup=warmup))
+            from intake.core.prepare import warm_up
+
+            await asyncio.to_thread(warm_up)  # the first report's one-off loading, before any call rings
             s = store or await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
             app[STORE] = s
             intake = Intake(s, settings) if clock is None else Intake(s, settings, clock=clock)

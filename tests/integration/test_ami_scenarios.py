@@ -267,3 +267,32 @@ async def test_the_stream_says_whose_phone_rings_for_a_queued_call(intake: Intak
     (report,) = await call_reports(intake)
     assert all(o["report_id"] == report["id"] for o in offers)
     assert report["raw"]["call"]["queue"] == "calltakers" and report["raw"]["call"]["answered_by"] == "hoa"
+
+
+async def test_audio_that_arrives_long_before_the_bridge_knows_its_call_still_pairs(intake: Intake) -> None:
+    """A burst puts the bridge seconds behind Asterisk: the call's AudioSocket connection (its UUID first)
+    arrives before the bridge has handled the call's VarSet INTAKE_UUID. The audio waits for its call,
+    however long, instead of becoming a report of its own after a fixed 3 s."""
+    bridge = AmiBridge(intake, port=1, secret="x")
+    model = default_model_dirs()["ko"]
+    call = {"Channel": "PJSIP/trunk-00000007", "Uniqueid": "1795400200.7", "Linkedid": "1795400200.7",
+            "Context": "intake", "Exten": "112", "CallerIDNum": "0912345678"}
+    async with RecognizerPool(model, workers=1) as pool:
+        router = CallAudioRouter(intake, bridge, pool)
+        async with AudioSocketServer(router.on_call, "127.0.0.1", 0) as audio:
+            replay = asyncio.ensure_future(stream_bin(CAPTURES / "normal_call.bin", "127.0.0.1", audio.port,
+                                                      speed=2))
+            await asyncio.sleep(4)  # the bridge is this far behind
+            for event in [{**call, "Event": "Newchannel", "ChannelState": "4"},
+                          {**call, "Event": "VarSet", "Variable": "INTAKE_UUID",
+                           "Value": "6ba6f33f-0e04-420c-a041-935e3b8eb398"}]:
+                await bridge.handle_event(event)
+            await replay
+            for _ in range(200):
+                report = (await call_reports(intake))[0]
+                if report["text"]:
+                    break
+                await asyncio.sleep(0.05)
+    reports = await call_reports(intake)
+    assert [r["channel_ref"] for r in reports] == ["1795400200.7"], "the audio became a report of its own"
+    assert reports[0]["text"] and bridge.calls["1795400200.7"].audio_connected

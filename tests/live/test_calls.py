@@ -7,7 +7,6 @@ on the stream. None asserts how fast anything was (`intake bench calls` measures
 
 from __future__ import annotations
 
-import asyncio
 import wave
 from datetime import datetime
 from typing import Any
@@ -122,10 +121,7 @@ async def test_ten_calls_in_one_second_each_keep_their_own_words(bed: Bed) -> No
     """A burst: every call's audio is paired with its own call, however far behind the bridge falls."""
     await bed.seat(answer_after_s=1)
     callers = [f"09123456{i:02d}" for i in range(10)]
-    phones = []
-    for i, number in enumerate(callers):
-        phones.append(await bed.call(number, talk_s=9, speech=bed.speech(i * 1.0, 6)))
-        await asyncio.sleep(0.1)
+    await bed.calls_at_rate(callers, 10, talk_s=9, speech=[bed.speech(i * 1.0, 6) for i in range(10)])
     reports = [await bed.ended_call(number, within_s=120) for number in callers]
     for report in reports:
         call = report["raw"]["call"]
