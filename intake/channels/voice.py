@@ -37,12 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
 
 from intake.channels.chat import TEXTS, ChatDoor, ChatEvent, Reply, Taken, is_pending_voice, reply_language
 from intake.config import Settings
 from intake.pipeline import IngestResult, Intake
-from intake.store.tables import reports
 
 log = logging.getLogger(__name__)
 
@@ -306,11 +304,8 @@ class VoiceTranscriber:
 
     async def _pick_up(self) -> int:
         since = self.intake.clock() - self.rescan
-        stmt = (select(reports.c.id, reports.c.attachments, reports.c.raw)
-                .where(reports.c.channel.in_(sorted(self.doors)), reports.c.updated_at >= since)
-                .order_by(reports.c.updated_at.desc(), reports.c.id.desc()).limit(RESCAN_LIMIT))
         async with self.intake.store.read() as repo:
-            rows = [dict(r) for r in (await repo.conn.execute(stmt)).mappings()]
+            rows = await repo.recent_reports(list(self.doors), since, RESCAN_LIMIT)
         count = 0
         for row in reversed(rows):  # oldest first
             for ref, _ in pending_notes(row):

@@ -462,3 +462,13 @@ class Repo:
             .order_by(reports.c.received_at.desc(), reports.c.id.desc())
             .limit(1)
         )
+
+    async def recent_reports(self, channels: Sequence[str], since: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Reports of these doors updated since `since`, newest first (migration 0004's index): what a worker
+        left unfinished at a stop."""
+        return await self._all(
+            select(reports)
+            .where(reports.c.channel.in_(sorted(channels)), reports.c.updated_at >= since)
+            .order_by(reports.c.updated_at.desc(), reports.c.id.desc())
+            .limit(limit)
+        )

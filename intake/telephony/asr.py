@@ -52,6 +52,7 @@ __all__ = [
     "ModelRegistry",
     "RecognizerPool",
     "RecognizerStream",
+    "ShelvedAudio",
     "Transcript",
     "Word",
     "default_model_dirs",
@@ -99,6 +100,19 @@ class Transcript:
     words: list[Word]
     audio_end_s: float  # call audio received up to this point when the result was made
     emitted_at: float  # time.time() when the worker made it
+
+
+@dataclass(frozen=True, slots=True)
+class ShelvedAudio:
+    """Call audio recorded but not transcribed when the pool stopped: transcribe it from `start_s` later."""
+
+    call_id: str
+    path: str
+    sample_rate: int
+    start_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sample_rate": self.sample_rate, "start_s": round(self.start_s, 3)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +299,7 @@ def _worker_main(model: Any, commands: Any, results: multiprocessing.connection.
                 break
             sid = msg[1]
             if kind == "ping":  # answered after everything queued before it, the warm-up included
-                send("pong", sid)
+                send("pong", sid, {rate: len(idle) for rate, idle in warm.idle.items()})
                 continue
             if kind == "open":
                 rate = int(msg[2])
@@ -378,6 +392,9 @@ class RecognizerStream:
         self.sample_rate = sample_rate
         self.deferred = deferred
         self.recording_path: str | None = None
+        #: Set when the pool stopped before this deferred stream's recording was transcribed (see `shelve`).
+        self.shelved: ShelvedAudio | None = None
+        self.start_s = 0.0  # where in its recording a deferred stream's transcription starts
         self._pool = pool
         self._sid = f"{call_id}#{id(self)}"
         self._q: asyncio.Queue[Any] = asyncio.Queue()
@@ -433,7 +450,10 @@ class RecognizerStream:
         if self.deferred:
             self._pool._deferred.discard(self)
             await self._finish_recording()
-            self._pool._spawn(self._transcribe_recording())
+            if self._pool.shelving:
+                self._shelve(self.start_s)
+            else:
+                self._pool._spawn(self._transcribe_recording())
             return
         assert self._worker is not None
         self._worker.put(("close", self._sid, self._received_s))
@@ -537,31 +557,50 @@ class RecognizerStream:
         await self._flush_wav()
         await asyncio.to_thread(self._wav.close)
 
+    def _shelve(self, start_s: float) -> None:
+        """The pool is stopping: keep the recording (from `start_s` on) for a later start, and end the results."""
+        assert self.recording_path is not None
+        self.shelved = ShelvedAudio(self.call_id, self.recording_path, self.sample_rate, start_s)
+        self._q.put_nowait(_END)
+
     async def _transcribe_recording(self) -> None:
-        """Transcribe the recording on a live slot once one is free, forwarding its results to this stream."""
+        """Transcribe the recording on a live slot once one is free, forwarding its results to this stream.
+        If the pool starts shelving meanwhile, what is left of the recording is shelved instead."""
         try:
             assert self.recording_path is not None
             live = await self._pool._open_live(self.call_id, self.sample_rate, wait=True)
             live._q = self._q  # results go straight to this stream's consumer; its _END ends both
             chunk_frames = self.sample_rate * 2  # 2 s per read
             with await asyncio.to_thread(wave.open, self.recording_path, "rb") as r:
-                while True:
+                r.setpos(min(r.getnframes(), int(self.start_s * self.sample_rate)))
+                done_s, ended = self.start_s, False
+                while not self._pool.shelving:
                     data = await asyncio.to_thread(r.readframes, chunk_frames)
                     if not data:
+                        ended = True
                         break
                     await live.feed(data)
+                    done_s += len(data) / 2 / self.sample_rate
                     await live.wait_processed(max_backlog_s=2.0)  # do not queue a whole call ahead of live calls
+            if not ended:  # shelved mid-way: what was fed is flushed into the report, the rest is kept
+                self.shelved = ShelvedAudio(self.call_id, self.recording_path, self.sample_rate, done_s)
             await live.close()
+        except _Shelving:
+            self._shelve(self.start_s)
         except BaseException as exc:
             self._q.put_nowait(exc if isinstance(exc, Exception) else RuntimeError("transcription cancelled"))
             self._q.put_nowait(_END)
             if not isinstance(exc, Exception):
                 raise
         finally:
-            if self.recording_path and not self._pool.keep_recordings:
+            if self.recording_path and not self._pool.keep_recordings and self.shelved is None:
                 with contextlib.suppress(OSError):
                     os.unlink(self.recording_path)
             self._done.set()
+
+
+class _Shelving(Exception):
+    """The pool is shelving: no live slot will be given for a recording any more."""
 
 
 def _safe(s: str) -> str:
@@ -635,7 +674,8 @@ class RecognizerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
-        self._pongs: dict[str, asyncio.Future[None]] = {}
+        self.shelving = False
+        self._pongs: dict[str, asyncio.Future[dict[int, int]]] = {}
 
     @property
     def live(self) -> int:
@@ -689,17 +729,18 @@ class RecognizerPool:
             if msg[0] == "worker-exit":
                 return
 
-    async def ready(self) -> None:
-        """Wait until every worker has worked through what it was given so far (the warm-up, at start)."""
+    async def ready(self) -> list[dict[int, int]]:
+        """Wait until every worker has worked through what it was given so far (the warm-up, at start).
+        Returns, for each worker, how many warm recognizers it keeps at each sample rate."""
         assert self._loop is not None
-        waits = []
+        waits: list[asyncio.Future[dict[int, int]]] = []
         for w in self._workers:
             sid = f"ping-{w.index}-{id(w)}-{time.monotonic_ns()}"
             self._pongs[sid] = self._loop.create_future()
             w.commands.put(("ping", sid))
             waits.append(self._pongs[sid])
         try:
-            await asyncio.gather(*waits)
+            return list(await asyncio.gather(*waits))
         finally:
             self._pongs = {k: v for k, v in self._pongs.items() if not v.done()}
 
@@ -707,7 +748,7 @@ class RecognizerPool:
         if msg[0] == "pong":
             pong = self._pongs.get(msg[1])
             if pong is not None and not pong.done():
-                pong.set_result(None)
+                pong.set_result(dict(msg[2]))
             return
         if msg[0] == "worker-exit":
             for pong in self._pongs.values():
@@ -736,7 +777,9 @@ class RecognizerPool:
         assert self._slot_free is not None
         if wait:
             async with self._slot_free:
-                await self._slot_free.wait_for(lambda: self._live < self.capacity)
+                await self._slot_free.wait_for(lambda: self._live < self.capacity or self.shelving)
+            if self.shelving:
+                raise _Shelving()
         worker = min(self._workers, key=lambda w: w.live)
         stream = RecognizerStream(self, call_id, sample_rate, deferred=False)
         stream._worker = worker
@@ -763,6 +806,23 @@ class RecognizerPool:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def shelve(self) -> None:
+        """The server is stopping: recordings not yet transcribed are kept, not transcribed now (a stop must be
+        quick). Each such stream's `shelved` says where its audio is; a later start transcribes it with
+        `transcribe_later`. Live streams are not affected: closing them flushes their words at once."""
+        self.shelving = True
+        if self._slot_free is not None:
+            async with self._slot_free:
+                self._slot_free.notify_all()
+        await self.drain()
+
+    def transcribe_later(self, shelved: ShelvedAudio) -> RecognizerStream:
+        """A deferred stream over audio shelved by an earlier run: its results come as a live slot frees."""
+        stream = RecognizerStream(self, shelved.call_id, shelved.sample_rate, deferred=True)
+        stream.recording_path, stream.start_s, stream._closed = shelved.path, shelved.start_s, True
+        self._spawn(stream._transcribe_recording())
+        return stream
 
     async def drain(self) -> None:
         """Wait for the deferred transcriptions and other pool tasks to finish."""

@@ -12,23 +12,35 @@ located and matched during the call, at most every `classify_every` seconds and 
 through `Intake.update_report`: the call-taker sees the suggested category and the spoken address while the
 caller talks, not after the hang-up. A second connection for the same call (the audio forked again after a
 restart of intake) adds to the words already on the report.
+
+When the recognizers are all busy, a call's audio is recorded and transcribed when one frees. If the server
+stops first, the recording is kept and named on the report (raw["pending_audio"]); the next start transcribes
+it (`pick_up`), so a stop loses no words.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from intake.core.model import ReportIn
 from intake.pipeline import IngestResult, Intake
 from intake.telephony.ami import PAIR_GRACE_S, AmiBridge
-from intake.telephony.asr import RecognizerPool, RecognizerStream, Transcript
+from intake.telephony.asr import RecognizerPool, RecognizerStream, ShelvedAudio, Transcript
 from intake.telephony.audiosocket import AudioChunk, CallAudio, CallEvent, DtmfDigit
 
 log = logging.getLogger(__name__)
+
+#: raw key of a call report's audio kept untranscribed at a stop (picked up at the next start).
+PENDING_KEY = "pending_audio"
+PICK_UP_WINDOW = timedelta(hours=6)
 
 
 class _Words:
@@ -99,6 +111,57 @@ class CallAudioRouter:
                 await stream.close()
         if dtmf:
             await self.intake.patch_report_raw(report_id, {"audio_dtmf": dtmf})
+        if stream is not None and stream.shelved is not None:
+            await self._keep_pending(report_id, stream.shelved)
+
+    # --- audio heard but not transcribed when the server stopped -------------------------------------
+
+    async def _keep_pending(self, report_id: int, shelved: ShelvedAudio) -> None:
+        """The pool stopped before this call's recording was transcribed: say on the report where it is."""
+        entry = {"key": shelved.call_id, **shelved.as_dict()}
+
+        def put(raw: dict[str, Any]) -> dict[str, Any]:
+            left = [p for p in raw.get(PENDING_KEY, []) if isinstance(p, dict) and p.get("path") != shelved.path]
+            return {**raw, PENDING_KEY: [*left, entry]}
+        await self.intake.patch_report_raw(report_id, put)
+        log.info("call report %s: %.1f s of audio kept for the next start (%s)", report_id,
+                 shelved.start_s, shelved.path)
+
+    async def pick_up(self) -> int:
+        """At start: transcribe the audio an earlier run kept untranscribed (its words join the reports)."""
+        since = self.intake.clock() - PICK_UP_WINDOW
+        async with self.intake.store.read() as repo:
+            rows = await repo.recent_reports(["call"], since)
+        jobs = [(row["id"], p) for row in reversed(rows) for p in (row["raw"] or {}).get(PENDING_KEY, [])
+                if isinstance(p, dict)]
+        if jobs:
+            log.info("call audio: %d recording(s) left untranscribed by the previous run picked up", len(jobs))
+        async with asyncio.TaskGroup() as tg:
+            for report_id, pending in jobs:
+                tg.create_task(self._transcribe_pending(report_id, pending))
+        return len(jobs)
+
+    async def _transcribe_pending(self, report_id: int, pending: dict[str, Any]) -> None:
+        path = str(pending.get("path", ""))
+        if Path(path).is_file():
+            shelved = ShelvedAudio(str(pending.get("key", report_id)), path, int(pending.get("sample_rate", 8000)),
+                                   float(pending.get("start_s", 0.0)))
+            async with self.intake.store.read() as repo:
+                row = await repo.report(report_id)
+            stream = self.pool.transcribe_later(shelved)
+            await self._consume(stream, report_id, shelved.call_id, _Words((row or {}).get("text") or ""))
+            if stream.shelved is not None:  # stopped again before it was done: kept for the next start
+                await self._keep_pending(report_id, stream.shelved)
+                return
+        else:
+            log.warning("call report %s: its kept audio %s is gone; nothing to transcribe", report_id, path)
+
+        def drop(raw: dict[str, Any]) -> dict[str, Any]:
+            return {**raw, PENDING_KEY: [p for p in raw.get(PENDING_KEY, []) if p.get("path") != path]}
+        await self.intake.patch_report_raw(report_id, drop)
+        if Path(path).is_file():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def _consume(self, stream: RecognizerStream, report_id: int, key: str, words: _Words) -> None:
         last_partial = last_classified = 0.0

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -602,8 +603,12 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
 
                 model = settings.asr_model or ModelRegistry().model_dir()
                 warmup = read_wav(settings.asr_warmup) if settings.asr_warmup else None
+                # Audio recorded while every recognizer is busy lives here until transcribed, across a restart.
+                record_dir = Path(settings.extra.get("media_dir") or "var/media") / "call-audio"
+                record_dir.mkdir(parents=True, exist_ok=True)
                 pool = await stack.enter_async_context(
-                    RecognizerPool(model, workers=settings.asr_workers or None, warmup=warmup))
+                    RecognizerPool(model, workers=settings.asr_workers or None, warmup=warmup,
+                                   record_dir=str(record_dir)))
             from intake.core.prepare import warm_up
 
             await asyncio.to_thread(warm_up)  # the first report's one-off loading, before any call rings
@@ -634,6 +639,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     from intake.telephony.calls import CallAudioRouter
 
                     app[AUDIO_ROUTER] = router = CallAudioRouter(intake, bridge, pool)
+                    tg.create_task(router.pick_up())  # words a previous run heard but had no time to write
                 audio = None
                 if pool is not None and settings.audiosocket_port:
                     from intake.telephony.audiosocket import AudioSocketServer
@@ -653,6 +659,8 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                     yield
                 finally:
                     app[STOPPING].set()
+                    if pool is not None:
+                        await pool.shelve()  # recordings not yet transcribed are kept for the next start
                     if audio is not None:
                         await audio.close()  # live calls flush what was heard while the store is still open
                     stop_listen.set()

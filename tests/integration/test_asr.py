@@ -176,10 +176,26 @@ async def test_a_pool_warmed_at_start_serves_calls_on_their_own_time_line(
     pcm, rate = read_wav(str(audio["16000"]))
     total = len(pcm) / 2 / rate
     warm_pcm = bytes(rate) + pcm  # the warm-up clip: 0.5 s of silence, then speech
-    async with RecognizerPool(model_dir, workers=1, streams_per_worker=1, warmup=(warm_pcm, rate)) as pool:
+    async with RecognizerPool(model_dir, workers=1, streams_per_worker=1, warmup=(warm_pcm, rate),
+                              warmup_rates=(rate,)) as pool:
         await pool.ready()
         final = _check_final(await _run_stream(await pool.open("call-1", rate), pcm, rate), "call-1", total)
     assert final.words[0].start < 1.0  # the warm-up's audio does not shift the call's words
+
+
+async def test_a_warm_up_wav_at_another_rate_warms_the_rate_calls_arrive_at(
+        audio: dict[str, Path], model_dir: str) -> None:
+    """A 16 kHz warm-up WAV for 8 kHz telephone calls: resampled, so the first 8 kHz calls meet warm
+    recognizers (they are kept per rate; warmed at 16 kHz only, every 8 kHz call started cold)."""
+    pcm, rate = read_wav(str(audio["16000"]))
+    assert rate == 16000
+    async with RecognizerPool(model_dir, workers=2, streams_per_worker=2, warmup=(pcm, rate)) as pool:
+        warm = await pool.ready()
+        call_pcm, call_rate = read_wav(str(audio["8000"]))
+        final = _check_final(await _run_stream(await pool.open("call-8k", call_rate), call_pcm, call_rate),
+                             "call-8k", len(call_pcm) / 2 / call_rate)
+    assert warm == [{8000: 2}, {8000: 2}]
+    assert final.words[0].start < 1.0
 
 
 async def test_8khz_feed_works(audio: dict[str, Path], model_dir: str) -> None:
@@ -253,3 +269,24 @@ async def test_bench_asr_one_call(capsys: pytest.CaptureFixture[str]) -> None:
         assert key in out
     assert out["live_calls"] == 1
     assert out["audio"]["duration_s"] == pytest.approx(4.39, abs=0.01)
+
+
+async def test_a_stopping_pool_keeps_untranscribed_recordings_for_a_later_start(
+        audio: dict[str, Path], model_dir: str, tmp_path: Path) -> None:
+    pcm, rate = read_wav(str(audio["16000"]))
+    async with RecognizerPool(model_dir, workers=1, streams_per_worker=1, record_dir=str(tmp_path)) as pool:
+        live = await pool.open("live", rate)
+        waiting = await pool.open("waiting", rate)  # the pool is full: recorded
+        assert waiting.deferred
+        await waiting.feed(pcm)
+        await pool.shelve()
+        await waiting.close()
+        assert [r async for r in waiting.results()] == []
+        await live.close()
+    shelved = waiting.shelved
+    assert shelved is not None and shelved.start_s == 0.0 and Path(shelved.path).is_file()
+    async with RecognizerPool(model_dir, workers=1, record_dir=str(tmp_path)) as later:
+        stream = later.transcribe_later(shelved)
+        results = [r async for r in stream.results()]
+    assert any(r.final and r.text for r in results) and stream.shelved is None
+    assert not Path(shelved.path).exists()  # transcribed: the recording is removed
