@@ -261,3 +261,32 @@ async def test_login_csrf_language_and_logout_in_the_browser(tmp_path: Path) -> 
         await page.click("#logout")
         await page.wait_for_url("**/login")
         assert await page.evaluate("async () => (await fetch('/api/v1/me')).status") == 401
+
+
+async def test_a_missed_call_shows_why_and_each_call_back_as_asterisk_reported_it(tmp_path: Path) -> None:
+    """The call-back's outcome reaches the open console by the stream (call.callback), in the page's language."""
+    from playwright.async_api import expect
+
+    async with serve(tmp_path) as served, chromium() as browser:
+        intake = served.intake
+        missed = await intake.ingest(ReportIn(
+            channel="call", channel_ref="1796300000.1", received_at=intake.clock(), phone="0987654321",
+            dialled_number="112", raw={"linkedid": "1796300000.1"}))
+        await intake.patch_report_raw(missed.report_id, {"call": {
+            "linkedid": "1796300000.1", "state": "hungup", "needs_callback": True,
+            "callback_reason": "caller abandoned in queue calltakers after 7 s"}})
+        page = await logged_in(browser, served, "lan", "/console")
+        await page.locator(f'#queue li[data-report-id="{missed.report_id}"]').click()
+        await expect(page.locator("#callback-reason")).to_contain_text("caller abandoned in queue calltakers")
+        attempts = [{"number": "0987654321", "channel_id": "callback-1", "at": intake.clock().isoformat(),
+                     "outcome": "busy", "cause": 17, "cause_text": "User busy"}]
+        for outcome in ("ringing", "answered"):
+            attempts = [*attempts[:1], {"number": "0987654321", "channel_id": "callback-2",
+                                        "at": intake.clock().isoformat(), "outcome": outcome,
+                                        "connected_to": "lan" if outcome == "answered" else None}]
+            await intake.patch_report_raw(missed.report_id, {"callbacks": attempts}, outbox=[{
+                "topic": "call", "kind": "call.callback", "payload": attempts[-1]}])
+            await expect(page.locator(f'#callbacks li[data-outcome="{outcome}"]')).to_have_count(1)
+        await expect(page.locator('#callbacks li[data-outcome="busy"]')).to_contain_text("máy bận")
+        await expect(page.locator('#callbacks li[data-outcome="busy"]')).to_contain_text("User busy")
+        await expect(page.locator('#callbacks li[data-outcome="answered"]')).to_contain_text("nối máy với lan")
