@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from intake.config import Settings
 from intake.core import geo, match
@@ -293,14 +293,27 @@ class _Candidates:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class RawPatch:
+    """A change to what a report carries beside its words and place, and/or rows for the stream."""
+
+    report_id: int | None  # None: outbox rows only
+    patch: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] | None
+    outbox: Sequence[dict[str, Any]]
+
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
 @dataclass(slots=True)
-class _Entry:
-    item: Pending
-    result: asyncio.Future[IngestResult]
+class _Entry(Generic[ItemT, ResultT]):
+    item: ItemT
+    result: asyncio.Future[ResultT]
     lead: asyncio.Future[None]  # set when this caller is to take over running groups
 
 
-class GroupCommit:
+class GroupCommit(Generic[ItemT, ResultT]):
     """Runs submitted items in groups, first come first served, with no background task.
 
     The caller who finds nobody running groups leads: it runs group after group
@@ -308,16 +321,16 @@ class GroupCommit:
     Every caller gets its own result or exception.
     """
 
-    def __init__(self, run: Callable[[list[Pending]], Awaitable[list[IngestResult | Exception]]],
+    def __init__(self, run: Callable[[list[ItemT]], Awaitable[list[ResultT | Exception]]],
                  max_group: int = 128) -> None:
         self._run = run
         self._max = max_group
-        self._pending: list[_Entry] = []
+        self._pending: list[_Entry[ItemT, ResultT]] = []
         self._leading = False
 
-    async def submit(self, item: Pending) -> IngestResult:
+    async def submit(self, item: ItemT) -> ResultT:
         loop = asyncio.get_running_loop()
-        entry = _Entry(item, loop.create_future(), loop.create_future())
+        entry: _Entry[ItemT, ResultT] = _Entry(item, loop.create_future(), loop.create_future())
         self._pending.append(entry)
         if not self._leading:
             self._leading = True
@@ -334,7 +347,7 @@ class GroupCommit:
                     raise
         return entry.result.result()
 
-    async def _lead_until(self, entry: _Entry) -> None:
+    async def _lead_until(self, entry: _Entry[ItemT, ResultT]) -> None:
         try:
             while not entry.result.done() and self._pending:
                 group, self._pending = self._pending[: self._max], self._pending[self._max :]
@@ -345,9 +358,9 @@ class GroupCommit:
             else:
                 self._leading = False
 
-    async def _one_group(self, group: list[_Entry]) -> None:
+    async def _one_group(self, group: list[_Entry[ItemT, ResultT]]) -> None:
         try:
-            results: list[IngestResult | Exception] = await self._run([e.item for e in group])
+            results: list[ResultT | Exception] = await self._run([e.item for e in group])
         except Exception as exc:  # the whole group failed (the store is down): each caller gets the error
             results = [exc] * len(group)
         except BaseException:
@@ -406,7 +419,10 @@ class Intake:
         self.settings = settings or Settings()
         self.clock = clock
         self.policy = policy
-        self._group = GroupCommit(self._ingest_group)
+        self._group: GroupCommit[Pending, IngestResult] = GroupCommit(self._ingest_group)
+        # Small writes (a call's state, a call-back's outcome, stream events) from many calls at once are
+        # committed together too: one transaction and one fsync for a burst.
+        self._patches: GroupCommit[RawPatch, dict[str, Any]] = GroupCommit(self._patch_group)
 
     # --- the one road ----------------------------------------------------------
 
@@ -845,21 +861,58 @@ class Intake:
 
         Nothing is classified, located or matched again: none of it changes what the report says. The row
         is locked while `patch` (a dict of top-level keys, or a function of the current raw) is applied, so
-        two writers never lose each other's keys; `outbox` rows (kind, payload, ...) go out in the same
-        transaction. Returns the new raw.
+        two writers never lose each other's keys; `outbox` rows (topic, kind, payload, ...) go out in the
+        same transaction. Patches arriving together are committed together (a function may then run twice:
+        it must only compute). Returns the new raw.
         """
+        return await self._patches.submit(RawPatch(report_id, patch, tuple(outbox)))
+
+    async def publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows for the stream (topic, kind, payload, report_id, incident_id), committed with other small
+        writes that arrive together."""
+        await self._patches.submit(RawPatch(None, None, tuple(rows)))
+
+    async def _patch_group(self, group: list[RawPatch]) -> list[dict[str, Any] | Exception]:
+        try:
+            return await self._patch_batch(group)
+        except Exception:
+            if len(group) == 1:
+                raise
+        # One bad patch must not fail the others committed with it: each alone, with its own outcome.
+        out: list[dict[str, Any] | Exception] = []
+        for item in group:
+            try:
+                out.extend(await self._patch_batch([item]))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    async def _patch_batch(self, group: list[RawPatch]) -> list[dict[str, Any] | Exception]:
         now = self.clock()
+        rows: list[dict[str, Any]] = []
+        results: list[dict[str, Any] | Exception] = [{} for _ in group]
+        # Rows are locked in report order, so two nodes committing overlapping groups cannot deadlock.
+        order = sorted(range(len(group)), key=lambda i: group[i].report_id or 0)
         async with self.store.transaction() as repo:
-            row = await repo.report(report_id, for_update=True)
-            if row is None:
-                raise NotFound(f"report {report_id} does not exist")
-            raw = dict(row["raw"] or {})
-            new = patch(raw) if callable(patch) else {**raw, **patch}
-            await repo.update_report(report_id, {"raw": new, "updated_at": now})
-            if outbox:
-                await repo.write_outbox([{"at": now, "incident_id": row["incident_id"], "report_id": report_id,
-                                          **o} for o in outbox])
-        return new
+            for i in order:
+                item = group[i]
+                if item.report_id is None:
+                    rows.extend({"at": now, "incident_id": None, "report_id": None, **o} for o in item.outbox)
+                    continue
+                row = await repo.report(item.report_id, for_update=True)
+                if row is None:
+                    results[i] = NotFound(f"report {item.report_id} does not exist")
+                    continue
+                raw = dict(row["raw"] or {})
+                patch = item.patch
+                new = patch(raw) if callable(patch) else {**raw, **(patch or {})}
+                await repo.update_report(item.report_id, {"raw": new, "updated_at": now})
+                rows.extend({"at": now, "incident_id": row["incident_id"], "report_id": item.report_id, **o}
+                            for o in item.outbox)
+                results[i] = new
+            if rows:
+                await repo.write_outbox(rows)  # last in the transaction (see Repo.write_outbox)
+        return results
 
     async def _rematch(
         self, repo: Repo, report_row: dict[str, Any], p: Prepared, now: datetime, actor: str

@@ -839,7 +839,7 @@ class AmiBridge:
     async def _open(self, call: CallState, *, restore: bool = False) -> None:
         """The call's report and the screen-pop, as soon as can be: what the screen-pop shows of the caller's
         past (earlier reports, facility, last location, incidents nearby) is read while the report is being
-        stored, and an AML fix that came before the call is applied after the screen-pop is out."""
+        stored; an AML fix that came before the call is on the report when the screen-pop goes out."""
         report = ReportIn(
             channel="call", channel_ref=call.linkedid, received_at=call.started_at,
             phone=call.caller_number or None, dialled_number=call.dialled_number,
@@ -852,6 +852,8 @@ class AmiBridge:
             screenpop.build(self.intake, caller_number=call.caller_number, line=call.dialled_number,
                             report_id=None, incident_id=None, call={}))
         call.report_id, call.incident_id = result.report_id, result.incident_id
+        if (located := await locfix.apply_pending(self.intake, call.report_id)) is not None:
+            call.incident_id = located.incident_id  # an AML fix that came before the call, before the pop
         duplicate = result.outcome.value == "duplicate"
         if restore and duplicate:
             async with self.intake.store.read() as repo:
@@ -868,8 +870,6 @@ class AmiBridge:
                                            "phone": normalise_phone(call.caller_number).e164
                                            if call.caller_number else None})
         await self._audio_known(call)
-        if (located := await locfix.apply_pending(self.intake, call.report_id)) is not None:
-            call.incident_id = located.incident_id  # an AML fix that came before the call
 
     def _conclude(self, call: CallState, *, cause: int | None, cause_text: str | None,
                   cut_off: str | None = None) -> None:
@@ -915,10 +915,9 @@ class AmiBridge:
                    "interface": m.get("Interface"), "ringing": ringing, "answered": answered}
 
         async def write() -> None:
-            async with self.intake.store.transaction() as repo:
-                await repo.write_outbox([{"at": self.clock(), "topic": "call", "kind": "call.offered",
-                                          "incident_id": call.incident_id, "report_id": call.report_id,
-                                          "payload": {**payload, "report_id": call.report_id}}])
+            await self.intake.publish([{"topic": "call", "kind": "call.offered", "incident_id": call.incident_id,
+                                        "report_id": call.report_id,
+                                        "payload": {**payload, "report_id": call.report_id}}])
             await self._emit("offered" if ringing else "offer_ended", call, payload)
 
         await self._submit(call, write)

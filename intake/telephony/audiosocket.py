@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 HEADER_SIZE: Final = 3
 MAX_PAYLOAD: Final = 0xFFFF
 FRAME_MS: Final = 20
+#: One silence frame this often keeps app_audiosocket's 2 s inactivity timer from firing (10× margin).
+KEEPALIVE_S: Final = 0.2
 
 
 class Kind(IntEnum):
@@ -258,7 +260,7 @@ class AudioSocketServer:
 
     ``on_call`` owns the call: when it returns (or raises), a call still open is hung up
     with a 0x00 frame and the connection closed. While the connection is open the server
-    sends one silence frame every 20 ms so Asterisk does not drop the call.
+    sends one silence frame every ``KEEPALIVE_S`` so Asterisk does not drop the call.
     """
 
     def __init__(
@@ -398,8 +400,8 @@ class AudioSocketServer:
 
     async def _keep_alive(self, call: CallAudio) -> None:
         loop = asyncio.get_running_loop()
-        period = FRAME_MS / 1000
-        deadline = loop.time()
+        period = KEEPALIVE_S
+        deadline = loop.time() - period  # the first frame goes at once
         while not call.closed:
             deadline += period
             delay = deadline - loop.time()

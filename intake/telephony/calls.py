@@ -207,6 +207,5 @@ class CallAudioRouter:
             payload["confidence"] = result.confidence
             payload["incident_id"] = result.incident_id
             payload["location"] = result.location
-        async with self.intake.store.transaction() as repo:
-            await repo.write_outbox([{"at": self.intake.clock(), "topic": "call", "kind": "call.transcript",
-                                      "incident_id": None, "report_id": report_id, "payload": payload}])
+        await self.intake.publish([{"topic": "call", "kind": "call.transcript", "report_id": report_id,
+                                    "payload": payload}])

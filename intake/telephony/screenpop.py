@@ -61,11 +61,6 @@ async def build(intake: Intake, *, caller_number: str, line: str, report_id: int
     }
 
 
-async def publish(intake: Intake, payload: dict[str, Any]) -> int:
-    now = intake.clock()
-    async with intake.store.transaction() as repo:
-        (cursor,) = await repo.write_outbox([{
-            "at": now, "topic": "call", "kind": "call.ringing", "incident_id": payload["incident_id"],
-            "report_id": payload["report_id"], "payload": payload,
-        }])
-    return cursor
+async def publish(intake: Intake, payload: dict[str, Any]) -> None:
+    await intake.publish([{"topic": "call", "kind": "call.ringing", "incident_id": payload["incident_id"],
+                           "report_id": payload["report_id"], "payload": payload}])

@@ -214,3 +214,33 @@ async def test_a_review_against_an_incident_of_the_same_group_names_its_stored_i
     assert stored is not None and incident is not None
     assert next(r for r in stored["match"]["reasons"] if r["code"] == "review")["incident_id"] == a.incident_id
     assert incident["review_of"] == a.incident_id and incident["needs_review"]
+
+
+async def test_small_writes_committed_together_never_harm_each_other(intake: Intake) -> None:
+    """Raw patches that arrive together share one transaction; a missing report or a failing patch gets its
+    own error and the others are written."""
+    import asyncio
+
+    from intake.pipeline import NotFound
+
+    ids = [(await intake.ingest(ReportIn(channel="app", channel_ref=f"p{i}", received_at=intake.clock(),
+                                         text="cháy", raw={"n": i}))).report_id for i in range(3)]
+
+    def broken(raw: dict[str, object]) -> dict[str, object]:
+        raise ValueError("this patch cannot be applied")
+
+    results = await asyncio.gather(
+        intake.patch_report_raw(ids[0], {"call": {"state": "up"}}, outbox=[{
+            "topic": "call", "kind": "call.updated", "payload": {"n": 0}}]),
+        intake.patch_report_raw(10**6, {"call": {"state": "up"}}),
+        intake.patch_report_raw(ids[1], broken),
+        intake.patch_report_raw(ids[2], lambda raw: {**raw, "seen": True}),
+        intake.publish([{"topic": "call", "kind": "call.transcript", "payload": {"text": "x"}}]),
+        return_exceptions=True)
+    assert results[0] == {"n": 0, "call": {"state": "up"}}
+    assert isinstance(results[1], NotFound) and isinstance(results[2], ValueError)
+    assert results[3] == {"n": 2, "seen": True} and results[4] is None
+    async with intake.store.read() as repo:
+        assert (await repo.report(ids[1]))["raw"] == {"n": 1}  # type: ignore[index]
+        kinds = [o["kind"] for o in await repo.outbox_after(0)]
+    assert "call.updated" in kinds and "call.transcript" in kinds
