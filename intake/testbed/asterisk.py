@@ -97,8 +97,9 @@ class Ports:
 
     def __post_init__(self) -> None:
         if not self.rtp_start:
-            # A range of its own per bed (two beds on one machine must not share RTP ports).
-            self.rtp_start = 20000 + (self.sip % 200) * 100
+            # A range of its own per bed (two beds on one machine must not share RTP ports), below Linux's
+            # ephemeral ports (32768 and up), where the phones' and the server's own sockets come from.
+            self.rtp_start = 10000 + (self.sip % 180) * 100
 
 
 class LiveAsterisk:

@@ -347,6 +347,7 @@ class Phones:
         """A call-taker's phone listening on `port` (register it with `register`)."""
         answer_ms = None if answer_after_s is None else int(answer_after_s * 1000)
         hold_ms = None if hold_s is None else int(hold_s * 1000)
+        # No -rtp_echo: an echoing phone would send the caller's own key presses back as the call-taker's.
         return await self._sipp("seat", answerer_scenario(answer_ms=answer_ms, hold_ms=hold_ms),
                                 "-p", str(port), "-mp", str(free_port(socket.SOCK_DGRAM)))
 
