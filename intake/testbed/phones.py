@@ -142,6 +142,22 @@ def _reply(status: str, *, to_tag: bool = True, cseq: str = "[last_CSeq:]", sdp:
     return f"  <send><![CDATA[\n{body}\n  ]]></send>\n"
 
 
+def _in_dialog(method: str, cseq: int, *, retrans: bool = False) -> str:
+    """A caller's request inside its call (ACK, BYE)."""
+    return f"""  <send{' retrans="500"' if retrans else ''}><![CDATA[
+{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: <sip:[caller]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+  ]]></send>
+"""
+
+
 def caller_scenario(*, talk_ms: int, pcap: Path | None, hangup: bool = True) -> str:
     """Call [service] (112...), play the pcap once answered, hang up after `talk_ms` (unless the far end does).
 
@@ -170,32 +186,10 @@ Content-Length: [len]
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:[caller]@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-  ]]></send>
-{play}  <recv request="BYE" {wait}/>
+{_in_dialog("ACK", 1)}{play}  <recv request="BYE" {wait}/>
 {_reply("200 OK", to_tag=False)}  <nop next="10"/>
   <label id="9"/>
-  <send retrans="500"><![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:[caller]@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-  ]]></send>
-  <recv response="200" crlf="true"/>
+{_in_dialog("BYE", 2, retrans=True)}  <recv response="200" crlf="true"/>
   <label id="10"/>
 </scenario>
 """
@@ -247,35 +241,25 @@ Content-Length: 0
 
 
 def register_scenario(*, user: str, password: str, contact_port: int) -> str:
+    def register(cseq: int, auth: str = "") -> str:
+        return f"""  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{user}@[remote_ip]>
+Call-ID: [call_id]
+CSeq: {cseq} REGISTER
+Contact: <sip:{user}@127.0.0.1:{contact_port}>
+{auth}Expires: 3600
+Max-Forwards: 70
+Content-Length: 0
+  ]]></send>
+"""
+    auth = f"[authentication username={user} password={password}]\n"
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register">
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{user}@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:{user}@127.0.0.1:{contact_port}>
-Expires: 3600
-Max-Forwards: 70
-Content-Length: 0
-  ]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{user}@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:{user}@127.0.0.1:{contact_port}>
-[authentication username={user} password={password}]
-Expires: 3600
-Max-Forwards: 70
-Content-Length: 0
-  ]]></send>
-  <recv response="200"/>
+{register(1)}  <recv response="401" auth="true"/>
+{register(2, auth)}  <recv response="200"/>
 </scenario>
 """
 
