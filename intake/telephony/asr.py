@@ -20,6 +20,9 @@ So:
 * Admission control: `RecognizerPool.capacity` live streams (default 2 per worker). When full, `open`
   returns a *deferred* stream that records the audio to a temporary WAV file; after `close` the recording is
   transcribed as soon as a live slot is free. Nothing is dropped.
+* A stopping server calls `shelve`: recordings not yet transcribed are kept (`RecognizerStream.shelved`
+  says where, and from which second), not transcribed on the way out; `transcribe_later` does it at the
+  next start. The workers run at nice 10, so the server's event loop (screen-pops) comes first.
 * `transcribe_file` transcribes a WAV file in the calling thread (the CLI's path, and a fallback).
 
 Known Vosk behaviour (vosk-api issue 868): with one model in one process, a recognizer's output can depend on

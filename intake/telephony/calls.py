@@ -52,9 +52,8 @@ class _Words:
         self.partial = ""
         self.classified = before.strip()  # the text the report was last classified on
 
-    def text(self, *, with_partial: bool = True) -> str:
-        parts = [self.before, *self.finals, self.partial if with_partial else ""]
-        return " ".join(p for p in parts if p)
+    def text(self) -> str:
+        return " ".join(p for p in (self.before, *self.finals, self.partial) if p)
 
 
 class CallAudioRouter:
@@ -110,7 +109,7 @@ class CallAudioRouter:
             if stream is not None:
                 await stream.close()
         if dtmf:
-            await self.intake.patch_report_raw(report_id, {"audio_dtmf": dtmf})
+            await self.intake.patch_report_raw(report_id, {"dtmf": dtmf})
         if stream is not None and stream.shelved is not None:
             await self._keep_pending(report_id, stream.shelved)
 
