@@ -222,10 +222,17 @@ Job = Callable[[], Awaitable[None]]
 
 
 def _event_time(m: Message | dict[str, str]) -> float | None:
+    """The event's own Timestamp (manager.conf timestampevents), None when absent or not a number."""
     try:
-        return float(m.get("Timestamp", "") or "nan") if m.get("Timestamp") else None
+        return float(m.get("Timestamp") or "")
     except ValueError:
         return None
+
+
+def _int_header(m: Message | dict[str, str], name: str) -> int:
+    """A numeric header (Cause, Reason); 0 when absent or not a number, as Asterisk means by 0."""
+    value = m.get(name) or "0"
+    return int(value) if value.isdigit() else 0
 
 
 def _duration_s(text: str) -> float:
@@ -822,7 +829,7 @@ class AmiBridge:
             call.dtmf += m.get("Digit", "")
             await self._touch(call, "dtmf", {"digit": m.get("Digit", "")})
         elif event == "Hangup" and caller:
-            cause = int(m.get("Cause", "0") or 0) if (m.get("Cause") or "0").isdigit() else 0
+            cause = _int_header(m, "Cause")
             self._conclude(call, cause=cause, cause_text=m.get("Cause-txt"))
             await self._finish(call)
 
@@ -932,7 +939,7 @@ class AmiBridge:
             attempt = self.callbacks.get(channel_id)
             if attempt is None:
                 return True
-            code = int(m.get("Reason", "0") or 0) if (m.get("Reason") or "0").isdigit() else 0
+            code = _int_header(m, "Reason")
             attempt.reason, attempt.responded = code, True
             if m.get("Response") == "Success":
                 attempt.outcome, attempt.answered_at = "answered", attempt.answered_at or self.clock()
@@ -952,7 +959,7 @@ class AmiBridge:
         if event == "AgentConnect":
             leg.connected_to = m.get("MemberName") or m.get("Interface")
         elif event == "Hangup" and m.get("Uniqueid") == leg.channel_id:
-            cause = int(m.get("Cause", "0") or 0) if (m.get("Cause") or "0").isdigit() else 0
+            cause = _int_header(m, "Cause")
             leg.cause, leg.cause_text = cause, m.get("Cause-txt") or HANGUP_CAUSES.get(cause)
             leg.ended_at = self.clock()
             if leg.outcome in ("ringing", "failed") and cause in CAUSE_OUTCOMES:
