@@ -64,6 +64,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar, cast
 
+from intake.core import incident_types
+from intake.core.incident_types import INCIDENT_TYPES, IncidentType
 from intake.core.model import AGENCIES, Category, Classification, Evidence
 from intake.core.phone import dialled_line
 from intake.core.textnorm import fold, nfc
@@ -102,17 +104,6 @@ class DeviceCode:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One row of the routing table."""
-
-    kind: str
-    primary: Category
-    also: tuple[Category, ...]
-    label: str
-    condition: bool = False  # a patient's state (bleeding), not a scene (a crash): see routing.toml
-
-
 # ------------------------------------------------------------------------------ data loading ---
 
 
@@ -121,32 +112,11 @@ def _read_toml(name: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _agency(value: object, where: str) -> Category:
-    try:
-        category = Category(str(value))
-    except ValueError:
-        raise ValueError(f"{where}: unknown category {value!r}") from None
-    if category not in AGENCIES:
-        raise ValueError(f"{where}: {value!r} is not an agency")
-    return category
+_agency = incident_types.agency
 
-
-def _load_routes() -> Mapping[str, Route]:
-    routes: dict[str, Route] = {}
-    for kind, row in _read_toml("routing.toml")["kinds"].items():
-        primary = _agency(row["primary"], f"routing {kind}")
-        also = tuple(_agency(a, f"routing {kind}") for a in row.get("also", ()))
-        if primary in also or len(set(also)) != len(also):
-            raise ValueError(f"routing {kind}: 'also' repeats an agency")
-        role = row.get("role", "scene")
-        if role not in ("scene", "condition"):
-            raise ValueError(f"routing {kind}: unknown role {role!r}")
-        routes[kind] = Route(kind, primary, also, str(row.get("label", kind)), role == "condition")
-    return MappingProxyType(routes)
-
-
-#: The routing table: incident kind → agencies.
-ROUTES: Final = _load_routes()
+#: The routing table: incident kind → agencies (and its registry type, labels, matching parameters).
+ROUTES: Final = INCIDENT_TYPES
+Route = IncidentType
 
 
 # ------------------------------------------------------------------------------ tokenising -----

@@ -24,8 +24,11 @@ carries these documents). Checked against NENA's own schema, github.com/NENA911/
   the values "CallReceiving" (agency role), "psap" (agency type), "Caller" (person role, location type),
   "emergency" (primary call type), tel: callback URIs;
 - the media type application/emergency.eido+json (NENA i3 STA-010.3 §4.7.4 as quoted by its test lists).
-Not verified: INCIDENT_TYPE_REGISTRY (incidentTypeCommonRegistryText is required, the registry's values were
-not found), the agency role "Dispatch" (seen only in NENA's 2020 draft sample), agency type "ems" (RFC 7163's
+incidentTypeCommonRegistryText (required) is a value of the "EIDO-IncidentType-Common" registry of the standard's
+§3.2 (NENA-STA-021.1b-2022 Table 32, vendored in intake/core/data/eido_incident_types.csv): the incident's first
+kind's type (intake.core.incident_types), else its category's (FUNK, SUSP, SICK, TROUBLE). CAP carries the same
+value as an <eventCode> named EIDO-IncidentType-Common.
+Not verified: the agency role "Dispatch" (seen only in NENA's 2020 draft sample), agency type "ems" (RFC 7163's
 responder registry, from memory), the location type "Incident", the call states callBegin/callAnswered/callEnd
 (named in the schema's prose only), which side of a merge is REPLACING vs REPLACED, gp:method tokens.
 incidentStatusCommonRegistryText and dispositionComponent are left out (registries not seen): the status goes
@@ -55,7 +58,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from intake.config import Settings
-from intake.core.classify import ROUTES
+from intake.core.incident_types import INCIDENT_TYPES, registry_code
 from intake.core.model import AGENCIES, Category, IncidentStatus
 from intake.core.prepare import URGENT_KINDS
 
@@ -75,9 +78,6 @@ DEFAULT_AGENCY_NAME: Final = "Hotline Intake"
 
 # --- code tables --------------------------------------------------------------------------------
 
-#: incidentTypeCommonRegistryText (required by EIDO). NOT from the NENA registry, which was not available.
-INCIDENT_TYPE_REGISTRY: Final[Mapping[str, str]] = {
-    "fire": "Fire", "police": "Law Enforcement", "medical": "EMS", "unknown": "Unknown"}
 #: agencyType: the IANA urn:emergency:service:responder registry without its prefix (RFC 7163).
 AGENCY_TYPE: Final[Mapping[str, str]] = {"fire": "fire", "police": "police", "medical": "ems"}
 #: The Vietnamese service each agency is (113/114/115), for people reading the documents.
@@ -222,9 +222,9 @@ def _category(incident: Row) -> str:
 def _event_label(incident: Row, lang: str) -> str:
     kinds = _kinds(incident)
     if kinds:
-        route = ROUTES.get(kinds[0])
-        if lang == "vi-VN" and route is not None:
-            return route.label
+        route = INCIDENT_TYPES.get(kinds[0])
+        if route is not None:
+            return route.label_in(lang)
         return kinds[0].replace("_", " ").capitalize()
     return AGENCY_LABEL[lang][_category(incident)]
 
@@ -412,7 +412,7 @@ def eido(record: IncidentRecord, sender: Sender) -> dict[str, Any]:
         **prologue(sender.uid("incident", incident_id)),
         "incidentTypeInternalCode": (_kinds(inc) or [_category(inc)])[0],
         "incidentTypeInternalText": _event_label(inc, "vi-VN"),
-        "incidentTypeCommonRegistryText": INCIDENT_TYPE_REGISTRY[_category(inc)],
+        "incidentTypeCommonRegistryText": registry_code(_kinds(inc), Category(_category(inc))),
         "incidentStatusInternalText": [str(inc.get("status"))] + (["needs_review"] if inc.get("needs_review") else []),
         "internalIncidentId": str(incident_id),
         "locationReference": [_ref(loc["$id"]) for loc in locations],
@@ -690,6 +690,9 @@ def _cap_info(add: Callable[..., ET.Element], alert: ET.Element, record: Inciden
     add(info, "certainty", cap_certainty(record))
     agencies = agencies_of(inc) or ["unknown"]
     add(info, "audience", ", ".join(AGENCY_LABEL[lang][a] for a in agencies))
+    code = add(info, "eventCode")
+    add(code, "valueName", "EIDO-IncidentType-Common")
+    add(code, "value", registry_code(_kinds(inc), Category(_category(inc))))
     for kind in _kinds(inc):
         code = add(info, "eventCode")
         add(code, "valueName", "hotline-intake:kind")

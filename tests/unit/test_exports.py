@@ -213,6 +213,20 @@ def test_eido_carries_the_incident_its_calls_people_places_and_notes() -> None:
     assert any(n.startswith("08:00:03 UTC · device · panel-9") for n in notes)
 
 
+@pytest.mark.parametrize(("kinds", "category", "code"), [
+    (["structure_fire"], "fire", "FSTRU"), (["vehicle_accident", "injury"], "police", "MVAUNK"),
+    (["cardiac"], "medical", "CARDIAC"), (["gas_leak"], "fire", "GASLEAK"), ([], "fire", "FUNK"),
+    ([], "police", "SUSP"), ([], "medical", "SICK"), ([], "unknown", "TROUBLE")])
+def test_the_incident_type_is_a_value_of_the_eido_incident_type_registry(kinds: list[str], category: str,
+                                                                          code: str) -> None:
+    record = IncidentRecord(incident_row(kinds=kinds, category=category), [report_row(1, "sms")], [])
+    assert exports.eido(record, SENDER)["incidentComponent"]["incidentTypeCommonRegistryText"] == code
+    root = check_cap(exports.cap_xml(record, SENDER))
+    for info in root.findall(f"{NS}info"):
+        codes = {c.findtext(f"{NS}valueName"): c.findtext(f"{NS}value") for c in info.findall(f"{NS}eventCode")}
+        assert codes["EIDO-IncidentType-Common"] == code
+
+
 def test_every_eido_reference_names_a_component_of_the_document() -> None:
     doc = exports.eido(three_doors(), SENDER)
     ids, refs = eido_refs(doc)
