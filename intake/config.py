@@ -31,6 +31,7 @@ class Settings:
     lease_seconds: int = 120  # how long a dispatcher's claim on an incident lasts without renewal
     sqlite_synchronous: str = "FULL"  # an acknowledged report survives a power cut
     classify_threshold: float = 0.5
+    classifier_model: str = "var/classifier/textmodel.npz"  # installed by `intake classifier train`; else the package's
     log_level: str = "INFO"
     # Calls: the AMI bridge runs when ami_secret is set; the AudioSocket listener when audiosocket_port is.
     ami_host: str = "127.0.0.1"

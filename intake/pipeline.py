@@ -31,6 +31,7 @@ from intake.core.model import (
     ReportIn,
 )
 from intake.core.prepare import Prepared, payload_digest, prepare
+from intake.learn.installed import installed_model
 from intake.store import Store
 from intake.store.repo import IntegrityError, Repo, incident_view, row_location
 
@@ -286,7 +287,7 @@ class _Candidates:
             if view is None:
                 view = self._views[i] = incident_view(row)
             far = (p.location is not None and view.location is not None
-                   and match.beyond_reach(p.location, view.location, view.category, policy))
+                   and match.beyond_reach(p.location, view.location, view.category, policy, view.kinds))
             if far and p.reporter_key not in view.reporter_keys:
                 continue  # scores 0 on place: not worth scoring
             out.append(view)
@@ -419,6 +420,7 @@ class Intake:
         self.settings = settings or Settings()
         self.clock = clock
         self.policy = policy
+        self.model = installed_model(self.settings)  # a retrained text model, else the package's
         self._group: GroupCommit[Pending, IngestResult] = GroupCommit(self._ingest_group)
         # Small writes (a call's state, a call-back's outcome, stream events) from many calls at once are
         # committed together too: one transaction and one fsync for a burst.
@@ -435,6 +437,7 @@ class Intake:
             default_province=self.settings.default_province,
             threshold=self.settings.classify_threshold,
             classification=classification,
+            model=self.model,
         )
 
     async def _facility_for(self, repo: Repo, report: ReportIn) -> Facility | None:

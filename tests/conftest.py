@@ -87,7 +87,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings()
+    # The package's text model, never one a developer installed under var/ with `intake classifier train`.
+    return Settings(classifier_model=str(Path(__file__).parent / "no-installed-model.npz"))
 
 
 @pytest.fixture

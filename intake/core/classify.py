@@ -68,6 +68,7 @@ from intake.core import incident_types
 from intake.core.incident_types import INCIDENT_TYPES, IncidentType
 from intake.core.model import AGENCIES, Category, Classification, Evidence
 from intake.core.phone import dialled_line
+from intake.core.textmodel import TextModel, default_model
 from intake.core.textnorm import fold, nfc
 
 __all__ = ["ROUTES", "THRESHOLD", "DeviceCode", "Route", "classify", "device_code_info"]
@@ -84,6 +85,16 @@ STRENGTH_SCALE: Final = 2.0  # τ in strength = 1 − exp(−S/τ)
 COMPANION_DISCOUNT: Final = 0.5
 KIND_MIN: Final = 1.0  # a kind is reported when its score reaches this
 NOTIFY_MIN: Final = 2.0  # ... and its agencies are notified when it reaches this
+MODEL_WEIGHT: Final = 5.0  # the text model's p for an agency counts as a phrase of weight MODEL_WEIGHT × p
+MODEL_MIN_P: Final = 0.25  # an agency the model gives less is not evidence
+#: Words that say nothing about what happened (folded): pronouns, kin, particles, greetings, prepositions.
+_SMALL_TALK: Final = frozenset("""
+toi tui em anh chi ong ba bo me con chau no ho minh chung ta ay oi alo a da vang u o nhe nha nhi voi va la thi
+ma co khong ko k chua da dang se roi nua cung nay kia do day tai trong ngoai tren duoi tu den len xuong ra vao
+cho cua thoi mau nhanh qua lam rat hello hi hey xin chao cam on the an is are was there here it this that i you
+he she we they my your please help s ok okay oh yes no bi duoc dc gi j ai sao nhu nao lai di ve mot cai
+""".split())
+MODEL_WHEN: str = "unknown"  # "no_phrase": only where no table phrase counted; "unknown": where they decided nothing
 
 EventType = Literal["alarm", "restoral", "test", "trouble", "heartbeat", "other"]
 _EVENT_TYPES: Final = frozenset(DEVICE_WEIGHTS)
@@ -516,10 +527,14 @@ def _canonical(raw: Sequence[_Tok]) -> list[_Tok]:
     return out
 
 
-def _text_hits(text: str) -> list[_Hit]:
+def _text_hits(text: str) -> tuple[list[_Hit], str]:
+    """The phrases found (negated ones marked), and the words left for the text model: the words no table
+    phrase, negator or neutral phrase covers. What the tables read stands as they read it (a negated "có
+    cháy", a bare "chay" of little weight): the model adds what they do not know, and nothing is counted
+    twice. Nothing is left after a false alarm."""
     raw = _split(text)
     if not raw:
-        return []
+        return [], ""
     toks = _canonical(raw)
     words = tuple(t.word for t in toks)
     raw_words = [t.word for t in raw]
@@ -531,14 +546,23 @@ def _text_hits(text: str) -> list[_Hit]:
         return weight if weight > 0 else None
 
     hits: list[_Hit] = []
+    dropped: set[int] = set()  # raw word positions the model does not see
+
+    def drop(start: int, end: int) -> None:
+        dropped.update(range(toks[start].src, toks[end - 1].src + 1))
+
+    def left() -> str:
+        return " ".join(t.orig for i, t in enumerate(raw) if i not in dropped)
+
     for start, end, term, bare in _scan(toks, words, _TABLES.terms, weigh_term):
         if term.role == "neutral":
+            drop(start, end)
             continue
         phrase = " ".join(raw_words[toks[start].src : toks[end - 1].src + 1])
         weight = term.unaccented_weight if bare else term.weight
         hits.append(_Hit(start, end, term, weight, phrase, negated=term.role == "false_alarm"))
     if not hits:
-        return hits
+        return hits, left()
 
     # Negation: negators outside the matched phrases ("không thở được" is a phrase, not a negation).
     covered = bytearray(len(toks))
@@ -555,6 +579,7 @@ def _text_hits(text: str) -> list[_Hit]:
     for start, end, n, _ in negs:
         if n.role != "negator" or covered[start]:
             continue
+        drop(start, end)  # "không" alone says nothing about what happened
         while covered[end - 1]:  # "không có" before the phrase "có cháy": the negator is "không"
             end -= 1
         negators.append((end, n.lang))
@@ -576,7 +601,11 @@ def _text_hits(text: str) -> list[_Hit]:
         for hit in hits:
             if toks[hit.start].sentence == sentence or hit.term.kind in _TABLES.false_alarm_kinds:
                 hit.negated = True
-    return hits
+    if false_alarms:
+        return hits, ""  # a false alarm, a test, a wrong number: nothing is left to read
+    for hit in hits:
+        drop(hit.start, hit.end)  # read by the tables (counted, weakened or negated): not read twice
+    return hits, left()
 
 
 def _priors(
@@ -611,11 +640,36 @@ def classify(
     device_event_code: str | None = None,
     category_hint: Category | None = None,
     threshold: float = THRESHOLD,
+    model: TextModel | None | Literal["default"] = "default",
 ) -> Classification:
-    """Classify one report; see the module docstring for the scoring."""
+    """Classify one report; see the module docstring for the scoring. `model`: the text model to consult
+    (textmodel.default_model() unless given; None: the term tables alone)."""
     prior_evidence, device_kinds = _priors(dialled_number, device_event_code, category_hint)
-    hits = _text_hits(text) if text else []
+    hits, left = _text_hits(text) if text else ([], "")
+    rules = _score(prior_evidence, device_kinds, hits, [], threshold)
+    if model == "default":
+        model = default_model()
+    if model is None or not _has_content(left):
+        return rules
+    if MODEL_WHEN == "no_phrase" and any(not h.negated and h.weight > 0 for h in hits):
+        return rules  # the term tables read these words: their reading stands, weak or not
+    if MODEL_WHEN == "unknown" and rules.category != Category.UNKNOWN and any(
+            not h.negated and h.weight > 0 and h.term.category == rules.category for h in hits):
+        return rules  # the term tables named it: their reading stands, negations and all
+    model_evidence = _model_evidence(model, left)
+    if not model_evidence:
+        return rules
+    return _score(prior_evidence, device_kinds, hits, model_evidence, threshold)
 
+
+def _has_content(text: str) -> bool:
+    """Whether a text has a word beyond pronouns, particles and greetings ("tôi", "ơi", "hello"): the model
+    is not asked about small talk, where it can only guess."""
+    return any(w not in _SMALL_TALK for w in fold(text).split())
+
+
+def _score(prior_evidence: list[Evidence], device_kinds: list[tuple[str, float]], hits: list[_Hit],
+           model_evidence: list[tuple[Evidence, float]], threshold: float) -> Classification:
     scene = dict.fromkeys(AGENCIES, 0.0)
     cond = dict.fromkeys(AGENCIES, 0.0)
     prior = dict.fromkeys(AGENCIES, 0.0)
@@ -639,10 +693,14 @@ def classify(
             kind_scores[kind] = kind_scores.get(kind, 0.0) + score
     for kind, weight in device_kinds:
         kind_scores[kind] = kind_scores.get(kind, 0.0) + weight
+    for ev, kind_weight in model_evidence:
+        (cond if ev.kind is not None and ROUTES[ev.kind].condition else scene)[ev.category] += ev.weight
+        if ev.kind is not None and kind_weight > 0:
+            kind_scores[ev.kind] = kind_scores.get(ev.kind, 0.0) + kind_weight
     scene_led = any(s >= KIND_MIN and not ROUTES[k].condition for k, s in kind_scores.items())
     lead = {c: scene[c] + prior[c] + (0.0 if scene_led else cond[c]) for c in AGENCIES}
 
-    evidence = _evidence(prior_evidence, hits)
+    evidence = _evidence(prior_evidence, hits) + tuple(ev for ev, _ in model_evidence)
     # sorted() is stable: equal scores keep the order the kinds were first seen in
     kinds = tuple(k for k, s in sorted(kind_scores.items(), key=lambda ks: -ks[1]) if s >= KIND_MIN)
 
@@ -658,6 +716,43 @@ def classify(
     routed = {a for k in kinds if kind_scores[k] >= NOTIFY_MIN for a in (ROUTES[k].primary, *ROUTES[k].also)}
     also_notify = tuple(a for a in AGENCIES if a in routed and a != winner)
     return Classification(winner, confidence, evidence, kinds=kinds, also_notify=also_notify)
+
+
+def _model_evidence(model: TextModel, text: str) -> list[tuple[Evidence, float]]:
+    """The text model's reading, as evidence: for each agency its kinds (and agency-only labels) add up to
+    at least MODEL_MIN_P, one item weighted MODEL_WEIGHT × that sum, named after the agency's likeliest kind,
+    its term the words that raised that kind most. Beside each item, what that kind itself scores
+    (MODEL_WEIGHT × its own p): several close kinds of one agency ("snatching" or "theft"?) still make a
+    sure agency, but only a kind the model is sure of is reported as one. The model's "none" (an everyday
+    text) is no evidence at all."""
+    prediction = model.predict(text, explain=())
+    if prediction is None:
+        return []
+    by_agency: dict[Category, list[tuple[str, float]]] = {}
+    for label, p in prediction.probabilities.items():
+        if label.startswith("agency:"):
+            category = Category(label.removeprefix("agency:"))
+        elif label in ROUTES:
+            category = ROUTES[label].primary
+        else:
+            continue
+        by_agency.setdefault(category, []).append((label, p))
+    chosen = []
+    for category, labels in by_agency.items():
+        total = sum(p for _, p in labels)
+        if total >= MODEL_MIN_P:
+            chosen.append((category, total, *max(labels, key=lambda lp: lp[1])))
+    if not chosen:
+        return []
+    explained = model.predict(text, explain=[label for _, _, label, _ in chosen])
+    top_words = explained.top_words if explained is not None else {}
+    out = []
+    for category, total, label, p in chosen:
+        kind = label if label in ROUTES else None
+        words = " ".join(top_words.get(label, ())) or "…"
+        out.append((Evidence(words, category, round(MODEL_WEIGHT * total, 3), "model", kind=kind),
+                    MODEL_WEIGHT * p if kind is not None else 0.0))
+    return out
 
 
 def _evidence(priors: list[Evidence], hits: list[_Hit]) -> tuple[Evidence, ...]:

@@ -3,32 +3,57 @@
 Each active incident near the report is scored; the score is a sum of
 explainable parts, each kept as a `Reason` so a call-taker can see why:
 
-  place     0.50 × geo      geo = 1 within the category's radius (+ the two
-                            locations' combined accuracy), falling to 0 at
-                            twice the radius
-  time      0.30 × recency  1 within `fresh`, falling to 0 at `stale`
-  category  0.20 × compat   same 1, one side unknown 0.7, different: never attached
+  place     0.50 × geo      geo = 1 within the incident type's radius (+ the two
+                            locations' combined accuracy × sigma_factor), falling
+                            to 0 at twice the radius; a vague place (combined
+                            accuracy beyond vague_scale × radius: a ward named in
+                            a call) counts in proportion
+  time      0.30 × recency  1 within the type's window after the incident's last
+                            report, falling to 0 at window_tail × window
+  type      0.20 × compat   see below; incompatible: never attached
   reporter  +0.45           the same phone / chat already reported this incident
   text      +0.15 × Jaccard of the two texts' folded words (stop words left out)
 
-Place is a gate: two located reports too far apart (geo = 0) score 0 (a same
-reporter who moved at most reaches review), and without a location on one side
-a stranger's report counts half, so time and category alone never attach it.
+Type. Reports and incidents carry incident kinds (intake/core/incident_types, each
+with a family, a window and a radius from routing.toml). Two scenes are one event
+only when their families meet: a fire alarm and the fire, a fight and the stabbing
+in it (compat 1 for the same kind, `same_family` for another kind of the family);
+a robbery and a crash at one corner, a fallen tree and a broken-down car, are not,
+whatever their agencies. Two patients described by different states (a "patient"
+kind: bleeding, unconscious) may be one person (`other_patient`). Without scenes
+on both sides the categories decide, as before kinds existed: the same category 1,
+one side unknown `unknown_category`, different ones never: the burnt man at a fire
+is a 115 incident of his own, linked to the fire (each agency dispatches its own).
+
+Window and radius are the incident's scene kinds' (the largest) times the fitted
+`window_scale` / `radius_scale`, else its category's (as before kinds existed): a fire takes reports
+for hours, a crash for tens of minutes. A report's own type shortens the window
+(the smaller of the two): a fainting is not the casualty of a fire two hours old.
+Place and time are gates: too far apart (geo = 0) or too late (recency = 0) scores 0 (the same reporter at most reaches
+review: a caller who fled the building, a caller ringing again about a closed
+crash). Without a location on one side a stranger's report counts half, so time
+and type alone never attach it.
 
 score >= attach → attach; review <= score < attach → a new incident flagged
 for a person ("possible duplicate of #n"); below → a new incident. A report of
-another category at the same place opens its own incident, linked to the
-nearby one with the reason.
+another type at the same place opens its own incident, linked to the nearby one
+with the reason.
+
+The numbers of `MatchPolicy` come from data: `intake eval dedup --fit` searches
+them on simulated surges kept for tuning (intake/evaluation/surge.py) and the
+defaults below are what it found (README: "Deduplication").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from intake.core.geo import distance_m
+from intake.core.incident_types import INCIDENT_TYPES
 from intake.core.model import Category, IncidentView, Location, LocationSource, Outcome
 
 STOP_WORDS = frozenset(
@@ -39,6 +64,7 @@ STOP_WORDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class MatchPolicy:
+    # Used when an incident has no scene kind: by its category.
     radius_m: dict[Category, float] = field(
         default_factory=lambda: {
             Category.FIRE: 500.0,  # smoke is seen and reported from far away
@@ -47,8 +73,16 @@ class MatchPolicy:
             Category.UNKNOWN: 300.0,
         }
     )
-    fresh: timedelta = timedelta(minutes=30)
-    stale: timedelta = timedelta(hours=6)
+    window_min: dict[Category, float] = field(
+        default_factory=lambda: {
+            Category.FIRE: 180.0, Category.POLICE: 60.0, Category.MEDICAL: 30.0, Category.UNKNOWN: 60.0,
+        }
+    )
+    window_scale: float = 1.0  # × every kind's window (routing.toml attach_min)
+    radius_scale: float = 1.0  # × every kind's radius (routing.toml radius_m)
+    window_tail: float = 2.0  # recency falls from 1 at the window to 0 at window_tail × window
+    sigma_factor: float = 1.0  # how much of the combined location accuracy is forgiven
+    vague_scale: float = 2.0  # place counts fully while the combined accuracy is within vague_scale × radius
     attach: float = 0.80
     review: float = 0.50
     w_place: float = 0.50
@@ -57,6 +91,34 @@ class MatchPolicy:
     same_reporter: float = 0.45
     w_text: float = 0.15
     unknown_category: float = 0.7
+    same_family: float = 0.85
+    other_patient: float = 0.6  # two patient reports naming different states
+
+    @property
+    def stale(self) -> timedelta:
+        """How far back an incident can still take a report: the longest window, with its tail."""
+        longest = max([t.attach_min for t in INCIDENT_TYPES.values()] + list(self.window_min.values()))
+        return timedelta(minutes=longest * self.window_scale * self.window_tail)
+
+    def window(self, category: Category, kinds: Sequence[str]) -> timedelta:
+        scenes = _scenes(kinds)
+        if scenes:
+            return timedelta(minutes=max(INCIDENT_TYPES[k].attach_min for k in scenes) * self.window_scale)
+        return timedelta(minutes=self.window_min.get(category, self.window_min[Category.UNKNOWN]))
+
+    def radius(self, category: Category, kinds: Sequence[str]) -> float:
+        scenes = _scenes(kinds)
+        if scenes:
+            return max(INCIDENT_TYPES[k].radius_m for k in scenes) * self.radius_scale
+        return self.radius_m.get(category, self.radius_m[Category.UNKNOWN])
+
+
+def _scenes(kinds: Sequence[str]) -> list[str]:
+    return [k for k in kinds if k in INCIDENT_TYPES and not INCIDENT_TYPES[k].condition]
+
+
+def _patients(kinds: Sequence[str]) -> list[str]:
+    return [k for k in kinds if k in INCIDENT_TYPES and INCIDENT_TYPES[k].condition]
 
 
 DEFAULT_POLICY = MatchPolicy()
@@ -85,6 +147,7 @@ class Subject:
     received_at: datetime
     reporter_key: str | None
     text_tokens: frozenset[str]
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +176,39 @@ def text_tokens(folded_words: list[str]) -> frozenset[str]:
     return frozenset(w for w in folded_words if len(w) > 1 and w not in STOP_WORDS and not w.isdigit())
 
 
-def beyond_reach(a: Location, b: Location, incident_category: Category, policy: MatchPolicy = DEFAULT_POLICY
-                 ) -> bool:
+def beyond_reach(a: Location, b: Location, incident_category: Category, policy: MatchPolicy = DEFAULT_POLICY,
+                 kinds: Sequence[str] = ()) -> bool:
     """True when two places are too far apart to ever score on place (a cheap pre-filter for `score`)."""
-    radius = policy.radius_m.get(incident_category, policy.radius_m[Category.UNKNOWN])
-    return distance_m(a.lat, a.lon, b.lat, b.lon) - math.hypot(a.accuracy_m, b.accuracy_m) >= 2 * radius
+    radius = policy.radius(incident_category, kinds)
+    sigma = policy.sigma_factor * math.hypot(a.accuracy_m, b.accuracy_m)
+    return distance_m(a.lat, a.lon, b.lat, b.lon) - sigma >= 2 * radius
+
+
+def type_compat(subject: Subject, incident: IncidentView, policy: MatchPolicy = DEFAULT_POLICY
+                ) -> tuple[float, Reason]:
+    """How compatible the report's type is with the incident's: 0 means never the same event."""
+    s_scenes, i_scenes = _scenes(subject.kinds), _scenes(incident.kinds)
+    if s_scenes and i_scenes:
+        if set(s_scenes) & set(i_scenes):
+            same = sorted(set(s_scenes) & set(i_scenes))[0]
+            return 1.0, Reason("category", policy.w_category, f"same incident type: {same}")
+        families = {INCIDENT_TYPES[k].family for k in s_scenes} & {INCIDENT_TYPES[k].family for k in i_scenes}
+        if families:
+            return policy.same_family, Reason("category", policy.w_category * policy.same_family,
+                                              f"{s_scenes[0]} and {i_scenes[0]} can be one event")
+        return 0.0, Reason("other_category", 0.0, f"incident is {i_scenes[0]}, report is {s_scenes[0]}")
+    s_patients, i_patients = _patients(subject.kinds), _patients(incident.kinds)
+    if not (s_scenes or i_scenes) and s_patients and i_patients and not set(s_patients) & set(i_patients):
+        # Two patients described differently: one person's fainting and breathlessness, or two people.
+        return policy.other_patient, Reason("category", policy.w_category * policy.other_patient,
+                                            f"{s_patients[0]} and {i_patients[0]}: maybe one patient")
+    if subject.category == incident.category:
+        return 1.0, Reason("category", policy.w_category, f"same category: {subject.category}")
+    if Category.UNKNOWN in (subject.category, incident.category):
+        return policy.unknown_category, Reason(
+            "category", policy.w_category * policy.unknown_category,
+            f"category {subject.category} vs {incident.category}")
+    return 0.0, Reason("other_category", 0.0, f"incident is {incident.category}, report is {subject.category}")
 
 
 def _ramp(value: float, full: float, zero: float) -> float:
@@ -134,48 +225,45 @@ def score(subject: Subject, incident: IncidentView, policy: MatchPolicy = DEFAUL
     total = 0.0
     compatible = True
 
-    # Category
-    if subject.category == incident.category:
-        cat = 1.0
-        reasons.append(Reason("category", policy.w_category, f"same category: {subject.category}"))
-    elif Category.UNKNOWN in (subject.category, incident.category):
-        cat = policy.unknown_category
-        reasons.append(
-            Reason("category", policy.w_category * cat, f"category {subject.category} vs {incident.category}")
-        )
-    else:
-        cat = 0.0
-        compatible = False
-        reasons.append(
-            Reason("other_category", 0.0, f"incident is {incident.category}, report is {subject.category}")
-        )
+    # Type
+    cat, reason = type_compat(subject, incident, policy)
+    compatible = cat > 0
+    reasons.append(reason)
     total += policy.w_category * cat
 
     # Place
     dist: float | None = None
-    geo = 0.0
+    geo = geo_counted = 0.0
     if subject.location is not None and incident.location is not None:
         a, b = subject.location, incident.location
         dist = distance_m(a.lat, a.lon, b.lat, b.lon)
         sigma = math.hypot(a.accuracy_m, b.accuracy_m)
-        radius = policy.radius_m.get(incident.category, policy.radius_m[Category.UNKNOWN])
-        geo = _ramp(max(0.0, dist - sigma), radius, 2 * radius)
+        radius = policy.radius(incident.category, incident.kinds)
+        geo = _ramp(max(0.0, dist - policy.sigma_factor * sigma), radius, 2 * radius)
+        # A vague place (a ward named in a call, a cell) fits many events: it counts for less.
+        vague = min(1.0, policy.vague_scale * radius / sigma) if sigma > 0 else 1.0
         reasons.append(
             Reason(
                 "distance",
-                policy.w_place * geo,
+                policy.w_place * geo * vague,
                 f"{dist:.0f} m apart (combined accuracy {sigma:.0f} m, radius {radius:.0f} m)",
             )
         )
+        geo_counted = geo * vague
     else:
+        geo_counted = 0.0
         reasons.append(Reason("no_location", 0.0, "no location on one side: place not compared"))
-    total += policy.w_place * geo
+    total += policy.w_place * geo_counted
 
     # Time
     gap = abs(subject.received_at - incident.last_report_at)
-    recency = _ramp(gap.total_seconds(), policy.fresh.total_seconds(), policy.stale.total_seconds())
+    window = policy.window(incident.category, incident.kinds).total_seconds()
+    if subject.kinds:  # a report of a short-lived type is not of an event older than its own lifetime
+        window = min(window, policy.window(subject.category, subject.kinds).total_seconds())
+    recency = _ramp(gap.total_seconds(), window, policy.window_tail * window)
     total += policy.w_time * recency
-    reasons.append(Reason("time", policy.w_time * recency, f"{_human_gap(gap)} from its last report"))
+    reasons.append(Reason("time", policy.w_time * recency,
+                          f"{_human_gap(gap)} from its last report (window {_human_gap(timedelta(seconds=window))})"))
 
     # Same reporter
     if subject.reporter_key and subject.reporter_key in incident.reporter_keys:
@@ -198,8 +286,12 @@ def score(subject: Subject, incident: IncidentView, policy: MatchPolicy = DEFAUL
         # Too far apart to be one event; a reporter who moved (fled the building) is for a person to judge.
         total = min(total, policy.review) if same_reporter else 0.0
         reasons.append(Reason("too_far", 0.0, "too far apart to be the same event"))
+    elif recency == 0.0:
+        # Over: the same reporter saying it again is for a person to judge, anyone else is a new event.
+        total = min(total, policy.review) if same_reporter else 0.0
+        reasons.append(Reason("too_late", 0.0, "too long after its last report to be the same event"))
     elif dist is None and not same_reporter:
-        # Nothing ties a stranger without a location to it but time and category: never enough alone.
+        # Nothing ties a stranger without a location to it but time and type: never enough alone.
         total *= 0.5
     return Scored(incident.id, min(1.0, total), compatible, tuple(reasons), dist)
 
@@ -240,7 +332,7 @@ def decide(
 
 
 def _related(scored: list[Scored], policy: MatchPolicy) -> Scored | None:
-    """Another category's incident at (nearly) the same place: shown as linked."""
+    """Another type's incident at (nearly) the same place: shown as linked."""
     for s in scored:
         if not s.compatible and s.distance_m is not None and s.distance_m <= policy.radius_m[Category.UNKNOWN]:
             return s

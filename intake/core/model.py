@@ -164,3 +164,4 @@ class IncidentView:
     report_count: int
     reporter_keys: frozenset[str] = frozenset()  # phone / channel user ids of its reporters
     text_tokens: frozenset[str] = frozenset()  # folded words of its reports
+    kinds: tuple[str, ...] = ()  # incident types its reports named

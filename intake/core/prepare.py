@@ -6,13 +6,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from intake.core import address
 from intake.core.classify import classify
 from intake.core.match import Subject, better_location, text_tokens
 from intake.core.model import Category, Classification, Facility, Location, LocationSource, Phone, ReportIn
 from intake.core.phone import dialled_line, normalise_phone
+from intake.core.textmodel import TextModel
 from intake.core.textnorm import nfc, tokens
 
 #: 1 = most urgent. Kinds from the routing table may raise it (see `priority`).
@@ -47,6 +48,7 @@ class Prepared:
             received_at=self.report.received_at,
             reporter_key=self.reporter_key,
             text_tokens=self.tokens,
+            kinds=self.classification.kinds,
         )
 
     @property
@@ -104,6 +106,7 @@ def prepare(
     default_province: str | None = "Hà Nội",
     threshold: float = 0.5,
     classification: Classification | None = None,
+    model: TextModel | None | Literal["default"] = "default",
 ) -> Prepared:
     """Pure: the same input gives the same output. `classification` overrides the classifier
     (a call-taker's decision)."""
@@ -117,6 +120,7 @@ def prepare(
             device_event_code=report.device_event_code,
             category_hint=report.category_hint,
             threshold=threshold,
+            model=model,
         )
     location = report.location
     location = better_location(facility_location(facility), location)

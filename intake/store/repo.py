@@ -64,6 +64,7 @@ def incident_view(row: dict[str, Any]) -> IncidentView:
         report_count=row["report_count"],
         reporter_keys=frozenset(row["reporter_keys"] or ()),
         text_tokens=frozenset(row["text_tokens"] or ()),
+        kinds=tuple(row["kinds"] or ()),
     )
 
 
@@ -183,6 +184,13 @@ class Repo:
             )
             return [r for r in locked if r["status"] in ACTIVE]
         return list(rows.values())
+
+    async def reports_with_words(self, after_id: int = 0, limit: int = 5000) -> list[dict[str, Any]]:
+        """Reports that have text, in id order from `after_id` (id, text, category, classification): the
+        classifier's retraining reads the call-takers' decisions from them, a page at a time."""
+        stmt = (select(reports.c.id, reports.c.text, reports.c.category, reports.c.classification)
+                .where(reports.c.text != "", reports.c.id > after_id).order_by(reports.c.id).limit(limit))
+        return await self._all(stmt)
 
     async def insert_incidents(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         if not rows:
