@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from intake.config import ConfigError, Settings, load_settings
+from intake.evaluation import cli as evaluation_cli
 
 if TYPE_CHECKING:
     from intake.store.repo import Repo
@@ -200,11 +201,14 @@ async def _export_incident(repo: Repo, args: argparse.Namespace, settings: Setti
 
 def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     from intake.core.classify import classify
+    from intake.learn.installed import installed_model
     from intake.pipeline import classification_data
+
+    model = installed_model(settings)
 
     def one(text: str) -> dict[str, Any]:
         data = classification_data(
-            classify(text, dialled_number=args.dialled, threshold=settings.classify_threshold)
+            classify(text, dialled_number=args.dialled, threshold=settings.classify_threshold, model=model)
         )
         return {"category": data["category"], "confidence": data["confidence"], "evidence": data["evidence"],
                 "needs_review": data["needs_review"], "kinds": data["kinds"], "also_notify": data["also_notify"]}
@@ -383,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dialled", help="the line dialled: 112, 113, 114, 115")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_classify)
+    evaluation_cli.register(sub)
 
     s = sub.add_parser("facilities", help="the registry of buildings with alarm devices")
     fsub = s.add_subparsers(dest="action", required=True)

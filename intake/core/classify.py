@@ -94,7 +94,6 @@ ma co khong ko k chua da dang se roi nua cung nay kia do day tai trong ngoai tre
 cho cua thoi mau nhanh qua lam rat hello hi hey xin chao cam on the an is are was there here it this that i you
 he she we they my your please help s ok okay oh yes no bi duoc dc gi j ai sao nhu nao lai di ve mot cai
 """.split())
-MODEL_WHEN: str = "unknown"  # "no_phrase": only where no table phrase counted; "unknown": where they decided nothing
 
 EventType = Literal["alarm", "restoral", "test", "trouble", "heartbeat", "other"]
 _EVENT_TYPES: Final = frozenset(DEVICE_WEIGHTS)
@@ -512,6 +511,7 @@ class _Hit:
     weight: float
     text: str
     negated: bool = False
+    bare: bool = False  # an ambiguous word of it was typed without diacritics ("chay": fire, or running?)
 
 
 def _canonical(raw: Sequence[_Tok]) -> list[_Tok]:
@@ -528,10 +528,10 @@ def _canonical(raw: Sequence[_Tok]) -> list[_Tok]:
 
 
 def _text_hits(text: str) -> tuple[list[_Hit], str]:
-    """The phrases found (negated ones marked), and the words left for the text model: the words no table
-    phrase, negator or neutral phrase covers. What the tables read stands as they read it (a negated "có
-    cháy", a bare "chay" of little weight): the model adds what they do not know, and nothing is counted
-    twice. Nothing is left after a false alarm."""
+    """The phrases found (negated ones marked), and the words left for the text model: the text without
+    negators, negated and neutral phrases, and phrases whose ambiguous word was typed bare. What the tables
+    hold doubtful stays doubtful ("không có cháy", a bare "chay": fire, or running?). Nothing is left after
+    a false alarm."""
     raw = _split(text)
     if not raw:
         return [], ""
@@ -560,7 +560,7 @@ def _text_hits(text: str) -> tuple[list[_Hit], str]:
             continue
         phrase = " ".join(raw_words[toks[start].src : toks[end - 1].src + 1])
         weight = term.unaccented_weight if bare else term.weight
-        hits.append(_Hit(start, end, term, weight, phrase, negated=term.role == "false_alarm"))
+        hits.append(_Hit(start, end, term, weight, phrase, negated=term.role == "false_alarm", bare=bare))
     if not hits:
         return hits, left()
 
@@ -604,7 +604,8 @@ def _text_hits(text: str) -> tuple[list[_Hit], str]:
     if false_alarms:
         return hits, ""  # a false alarm, a test, a wrong number: nothing is left to read
     for hit in hits:
-        drop(hit.start, hit.end)  # read by the tables (counted, weakened or negated): not read twice
+        if hit.negated or hit.bare:
+            drop(hit.start, hit.end)  # negated, or a bare word the tables hold ambiguous: not the model's to guess
     return hits, left()
 
 
@@ -651,11 +652,12 @@ def classify(
         model = default_model()
     if model is None or not _has_content(left):
         return rules
-    if MODEL_WHEN == "no_phrase" and any(not h.negated and h.weight > 0 for h in hits):
-        return rules  # the term tables read these words: their reading stands, weak or not
-    if MODEL_WHEN == "unknown" and rules.category != Category.UNKNOWN and any(
+    if rules.category != Category.UNKNOWN and any(
             not h.negated and h.weight > 0 and h.term.category == rules.category for h in hits):
         return rules  # the term tables named it: their reading stands, negations and all
+    said = {h.term.category for h in hits if not h.negated and h.weight > 0}
+    if any(ev.weight > 0 and ev.category not in said for ev in prior_evidence) and said:
+        return rules  # the words and the number dialled, the device or the reporter's choice disagree: a person
     model_evidence = _model_evidence(model, left)
     if not model_evidence:
         return rules

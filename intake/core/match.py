@@ -11,8 +11,8 @@ explainable parts, each kept as a `Reason` so a call-taker can see why:
   time      0.30 × recency  1 within the type's window after the incident's last
                             report, falling to 0 at window_tail × window
   type      0.20 × compat   see below; incompatible: never attached
-  reporter  +0.45           the same phone / chat already reported this incident
-  text      +0.15 × Jaccard of the two texts' folded words (stop words left out)
+  reporter  +0.60           the same phone / chat already reported this incident
+  text      +0.30 × Jaccard of the two texts' folded words (stop words left out)
 
 Type. Reports and incidents carry incident kinds (intake/core/incident_types, each
 with a family, a window and a radius from routing.toml). Two scenes are one event
@@ -27,8 +27,7 @@ is a 115 incident of his own, linked to the fire (each agency dispatches its own
 
 Window and radius are the incident's scene kinds' (the largest) times the fitted
 `window_scale` / `radius_scale`, else its category's (as before kinds existed): a fire takes reports
-for hours, a crash for tens of minutes. A report's own type shortens the window
-(the smaller of the two): a fainting is not the casualty of a fire two hours old.
+for hours, a crash for tens of minutes.
 Place and time are gates: too far apart (geo = 0) or too late (recency = 0) scores 0 (the same reporter at most reaches
 review: a caller who fled the building, a caller ringing again about a closed
 crash). Without a location on one side a stranger's report counts half, so time
@@ -64,6 +63,13 @@ STOP_WORDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class MatchPolicy:
+    """The numbers of matching. attach, window_scale, window_tail, sigma_factor, vague_scale, unknown_category,
+    w_text, same_family and other_patient are what `intake eval dedup --fit tests/eval/dedup/tune_*.jsonl`
+    found (2026-12-04: mean pairwise F1 0.773 on those three surges); the radii and windows per kind are
+    routing.toml's, the category ones the values the project's matching tests pin. same_reporter was raised
+    by hand from 0.45 to 0.60 so that a caller ringing again without a location still reaches the fitted
+    attach threshold (their incident is what they are calling about)."""
+
     # Used when an incident has no scene kind: by its category.
     radius_m: dict[Category, float] = field(
         default_factory=lambda: {
@@ -78,21 +84,21 @@ class MatchPolicy:
             Category.FIRE: 180.0, Category.POLICE: 60.0, Category.MEDICAL: 30.0, Category.UNKNOWN: 60.0,
         }
     )
-    window_scale: float = 1.0  # × every kind's window (routing.toml attach_min)
+    window_scale: float = 0.5  # × every kind's window (routing.toml attach_min)
     radius_scale: float = 1.0  # × every kind's radius (routing.toml radius_m)
-    window_tail: float = 2.0  # recency falls from 1 at the window to 0 at window_tail × window
-    sigma_factor: float = 1.0  # how much of the combined location accuracy is forgiven
-    vague_scale: float = 2.0  # place counts fully while the combined accuracy is within vague_scale × radius
-    attach: float = 0.80
+    window_tail: float = 1.5  # recency falls from 1 at the window to 0 at window_tail × window
+    sigma_factor: float = 0.5  # how much of the combined location accuracy is forgiven
+    vague_scale: float = 4.0  # place counts fully while the combined accuracy is within vague_scale × radius
+    attach: float = 0.95
     review: float = 0.50
     w_place: float = 0.50
     w_time: float = 0.30
     w_category: float = 0.20
-    same_reporter: float = 0.45
-    w_text: float = 0.15
+    same_reporter: float = 0.6
+    w_text: float = 0.3
     unknown_category: float = 0.7
     same_family: float = 0.85
-    other_patient: float = 0.6  # two patient reports naming different states
+    other_patient: float = 1.0  # two patient reports naming different states
 
     @property
     def stale(self) -> timedelta:
@@ -258,8 +264,6 @@ def score(subject: Subject, incident: IncidentView, policy: MatchPolicy = DEFAUL
     # Time
     gap = abs(subject.received_at - incident.last_report_at)
     window = policy.window(incident.category, incident.kinds).total_seconds()
-    if subject.kinds:  # a report of a short-lived type is not of an event older than its own lifetime
-        window = min(window, policy.window(subject.category, subject.kinds).total_seconds())
     recency = _ramp(gap.total_seconds(), window, policy.window_tail * window)
     total += policy.w_time * recency
     reasons.append(Reason("time", policy.w_time * recency,

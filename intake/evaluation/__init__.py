@@ -1,0 +1,1 @@
+"""Evaluation of the judgement: classification and deduplication, measured on sets kept apart."""
