@@ -35,6 +35,7 @@ async def confirmed_examples(database_url: str) -> list[tuple[int, Example]]:
     store = Store(database_url)
     rows: list[dict[str, Any]] = []
     try:
+        await store.migrate()  # a fresh install has no reports yet, but has its schema once this runs
         async with store.read() as repo:
             while page := await repo.reports_with_words(rows[-1]["id"] if rows else 0):
                 rows.extend(page)

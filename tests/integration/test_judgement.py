@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -109,17 +108,10 @@ def test_eval_surge_then_dedup_prints_pairwise_and_bcubed(tmp_path: Path) -> Non
     assert "pairwise  precision" in scored.stdout and "B-cubed" in scored.stdout
 
 
-def test_retrain_reads_the_store(tmp_path: Path) -> None:
-    """confirmed_examples pages through a real SQLite file (no reports: nothing)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
-
-    async def go() -> int:
-        store = Store(url)
-        await store.migrate()
-        await store.close()
-        return len(await confirmed_examples(url))
-
-    assert asyncio.run(go()) == 0
+async def test_retraining_on_a_fresh_install_finds_no_decisions_and_no_error(tmp_path: Path) -> None:
+    """A clean clone has no database yet: reading the decisions creates the schema and finds none."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    assert await confirmed_examples(url) == []
 
 
 @pytest.mark.slow
