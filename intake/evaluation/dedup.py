@@ -13,7 +13,9 @@ call-takers' merges and splits. A REVIEW outcome counts as a new incident, as it
 
 Printed: pairwise precision / recall / F1 over pairs of reports (a pair is right when both are in one incident
 and one event), B-cubed precision / recall / F1 (per report, the share of its incident that is its event, and of
-its event that is in its incident), and the counts of events, incidents, reviews and unknown classifications.
+its event that is in its incident), and the counts of events, incidents, reviews and unknown classifications;
+then the two F1s again had a call-taker merged each "possible duplicate" that is one into the incident it was shown
+beside, and refused the others (what the console offers): the system and a careful call-taker together.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class Scores:
     bcubed_precision: float = 0.0
     bcubed_recall: float = 0.0
     merged_apart: list[tuple[str, str]] = field(default_factory=list)  # (event, event) put in one incident
+    reviewed: Scores | None = None  # the same, had a call-taker merged the right "possible duplicates"
 
     @staticmethod
     def _f1(p: float, r: float) -> float:
@@ -127,7 +130,10 @@ class Scores:
                              "f1": round(self.pair_f1, 4)},
                 "bcubed": {"precision": round(self.bcubed_precision, 4), "recall": round(self.bcubed_recall, 4),
                            "f1": round(self.bcubed_f1, 4)},
-                "wrongly_merged_events": [list(p) for p in self.merged_apart[:20]]}
+                "wrongly_merged_events": [list(p) for p in self.merged_apart[:20]],
+                **({"with_reviews_merged": {"pairwise_f1": round(self.reviewed.pair_f1, 4),
+                                            "bcubed_f1": round(self.reviewed.bcubed_f1, 4)}}
+                   if self.reviewed is not None else {})}
 
 
 def score_clusters(truth: Sequence[str], predicted: Sequence[int]) -> Scores:
@@ -188,6 +194,7 @@ def replay(surge: Surge, policy: MatchPolicy = DEFAULT_POLICY, model: TextModel 
     truth: list[str] = []
     predicted: list[int] = []
     reviews = unknown = 0
+    review_of: dict[int, int] = {}  # incident → the incident a person was asked to merge it into
     stale = policy.stale
     for item in surge.items:
         if not isinstance(item, SurgeReport):
@@ -216,6 +223,8 @@ def replay(surge: Surge, policy: MatchPolicy = DEFAULT_POLICY, model: TextModel 
         else:
             reviews += decision.outcome == Outcome.REVIEW
             incident_id = len(incidents) + 1
+            if decision.outcome == Outcome.REVIEW and decision.incident_id is not None:
+                review_of[incident_id] = decision.incident_id
             incidents[incident_id] = _Incident(IncidentView(
                 incident_id, c.category, IncidentStatus.OPEN, item.location, item.at, item.at, 1,
                 frozenset({item.reporter} if item.reporter else ()), subject.text_tokens, c.kinds))
@@ -224,6 +233,19 @@ def replay(surge: Surge, policy: MatchPolicy = DEFAULT_POLICY, model: TextModel 
         predicted.append(incident_id)
     scores = score_clusters(truth, predicted)
     scores.reviews, scores.unknown = reviews, unknown
+
+    # A call-taker shown "possible duplicate of #n" merges it when it is one (the report that opened it and
+    # the first report of #n are of one event) and refuses it otherwise.
+    first_event: dict[int, str] = {}
+    for p, t in zip(predicted, truth, strict=True):
+        first_event.setdefault(p, t)
+
+    def root(i: int) -> int:
+        while i in review_of and first_event.get(i) == first_event.get(review_of[i]):
+            i = review_of[i]
+        return i
+
+    scores.reviewed = score_clusters(truth, [root(p) for p in predicted])
     return scores
 
 
@@ -274,6 +296,9 @@ def print_scores(name: str, s: Scores, out: TextIO) -> None:
               f"({s.reviews} flagged for review), {s.unknown} reports unclassified\n")
     out.write(f"  pairwise  precision {s.pair_precision:.3f}  recall {s.pair_recall:.3f}  F1 {s.pair_f1:.3f}\n")
     out.write(f"  B-cubed   precision {s.bcubed_precision:.3f}  recall {s.bcubed_recall:.3f}  F1 {s.bcubed_f1:.3f}\n")
+    if s.reviewed is not None:
+        out.write(f"  had a call-taker merged the right ones of the {s.reviews} possible duplicates: pairwise F1 "
+                  f"{s.reviewed.pair_f1:.3f}, B-cubed F1 {s.reviewed.bcubed_f1:.3f}\n")
     if s.merged_apart:
         out.write(f"  {len(s.merged_apart)} incidents hold reports of more than one event, e.g. "
                   + ", ".join("+".join(p) for p in s.merged_apart[:8]) + "\n")

@@ -92,3 +92,12 @@ def test_the_committed_surges_are_what_the_simulator_makes() -> None:
         pool = text_pool([EVAL / "classify" / f"vi_callers_{split}.tsv"])
         made = [json.dumps(r, ensure_ascii=False) for r in simulate(SurgeOptions(seed=seed), pool)]
         assert (EVAL / "dedup" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() == made
+
+
+def test_a_right_possible_duplicate_counts_once_a_call_taker_merges_it(tmp_path: Path) -> None:
+    # 900 m apart: too far to attach alone, close enough to ask (a fire of no setting: 500 m radius)
+    path = _write(tmp_path, [_report(1, "e1", "08:00", "cháy to lắm các anh ơi"),
+                             _report(2, "e1", "08:02", "cháy to lắm các anh ơi", 900)])
+    s = replay(read_surge(path), model=None)
+    assert s.reviews == 1 and s.pair_recall == 0.0
+    assert s.reviewed is not None and s.reviewed.pair_f1 == 1.0
