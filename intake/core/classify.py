@@ -86,7 +86,7 @@ COMPANION_DISCOUNT: Final = 0.5
 KIND_MIN: Final = 1.0  # a kind is reported when its score reaches this
 NOTIFY_MIN: Final = 2.0  # ... and its agencies are notified when it reaches this
 MODEL_WEIGHT: Final = 5.0  # the text model's p for an agency counts as a phrase of weight MODEL_WEIGHT × p
-MODEL_MIN_P: Final = 0.25  # an agency the model gives less is not evidence
+MODEL_MIN_P: Final = 0.3  # an agency the model gives less is not evidence
 #: Words that say nothing about what happened (folded): pronouns, kin, particles, greetings, prepositions.
 _SMALL_TALK: Final = frozenset("""
 toi tui em anh chi ong ba bo me con chau no ho minh chung ta ay oi alo a da vang u o nhe nha nhi voi va la thi
