@@ -12,7 +12,7 @@ explainable parts, each kept as a `Reason` so a call-taker can see why:
                             report, falling to 0 at window_tail × window
   type      0.20 × compat   see below; incompatible: never attached
   reporter  +0.60           the same phone / chat already reported this incident
-  text      +0.30 × Jaccard of the two texts' folded words (stop words left out)
+  text      +0.15 × Jaccard of the two texts' folded words (stop words left out)
 
 Type. Reports and incidents carry incident kinds (intake/core/incident_types, each
 with a family, a window and a radius from routing.toml). Two scenes are one event
@@ -65,7 +65,7 @@ STOP_WORDS = frozenset(
 class MatchPolicy:
     """The numbers of matching. attach, window_scale, window_tail, sigma_factor, vague_scale, unknown_category,
     w_text, same_family and other_patient are what `intake eval dedup --fit tests/eval/dedup/tune_*.jsonl`
-    found (2026-12-04: mean pairwise F1 0.773 on those three surges); the radii and windows per kind are
+    found (2026-12-04: mean pairwise F1 0.792 on those three surges); the radii and windows per kind are
     routing.toml's, the category ones the values the project's matching tests pin. same_reporter was raised
     by hand from 0.45 to 0.60 so that a caller ringing again without a location still reaches the fitted
     attach threshold (their incident is what they are calling about)."""
@@ -86,7 +86,7 @@ class MatchPolicy:
     )
     window_scale: float = 0.5  # × every kind's window (routing.toml attach_min)
     radius_scale: float = 1.0  # × every kind's radius (routing.toml radius_m)
-    window_tail: float = 1.5  # recency falls from 1 at the window to 0 at window_tail × window
+    window_tail: float = 2.0  # recency falls from 1 at the window to 0 at window_tail × window
     sigma_factor: float = 0.5  # how much of the combined location accuracy is forgiven
     vague_scale: float = 4.0  # place counts fully while the combined accuracy is within vague_scale × radius
     attach: float = 0.95
@@ -95,9 +95,9 @@ class MatchPolicy:
     w_time: float = 0.30
     w_category: float = 0.20
     same_reporter: float = 0.6
-    w_text: float = 0.3
+    w_text: float = 0.15
     unknown_category: float = 0.7
-    same_family: float = 0.85
+    same_family: float = 1.0
     other_patient: float = 1.0  # two patient reports naming different states
 
     @property
