@@ -154,9 +154,11 @@ def read_tsv(path: Path) -> Iterator[Example]:
             yield Example(text, kind, (row.get("source") or path.stem).strip(), lang)
 
 
-def corpus(extra: Iterable[Example] = (), directory: Path = CORPUS_DIR, augment: bool = True) -> list[Example]:
-    """Every example, deduplicated on (folded text, label), with the SMS forms of Vietnamese texts."""
-    base: list[Example] = [*_types(), *_terms(), *_carriers()]
+def corpus(extra: Iterable[Example] = (), directory: Path = CORPUS_DIR, augment: bool = True,
+           builtin: bool = True) -> list[Example]:
+    """Every example, deduplicated on (folded text, label), with the SMS forms of Vietnamese texts.
+    `builtin=False`: only the folder's files and `extra` (the registry, tables and carriers left out)."""
+    base: list[Example] = [*_types(), *_terms(), *_carriers()] if builtin else []
     for path in sorted(directory.glob("*.tsv")):
         base.extend(read_tsv(path))
     base.extend(extra)

@@ -85,9 +85,9 @@ def _judge(model: TextModel | None, sets: Sequence[tuple[str, list[Case]]], thre
 
 def retrain(settings: Settings, eval_files: Sequence[Path], *, output: Path | None = None,
             store_examples: Sequence[tuple[int, Example]] = (), options: FitOptions | None = None,
-            out: TextIO | None = None, corpus_dir: Path | None = None) -> Outcome:
+            out: TextIO | None = None, corpus_dir: Path | None = None, builtin: bool = True) -> Outcome:
     train_store, held = split_held_out(store_examples)
-    examples = corpus(extra=train_store, directory=corpus_dir or CORPUS_DIR)
+    examples = corpus(extra=train_store, directory=corpus_dir or CORPUS_DIR, builtin=builtin)
     sets: list[tuple[str, list[Case]]] = [(str(p), read_cases(p)) for p in eval_files]
     if held:
         sets.append(("held-out confirmed reports", held))

@@ -59,7 +59,7 @@ def test_retraining_installs_a_model_that_is_not_worse(tmp_path: Path) -> None:
     eval_file.write_text("text\tagency\nsyncopal collapse\tmedical\nodor of gas\tfire\n", encoding="utf-8")
     out = tmp_path / "installed.npz"
     settings = Settings(classifier_model=str(out))
-    outcome = retrain(settings, [eval_file], corpus_dir=_tiny_corpus(tmp_path / "corpus"))
+    outcome = retrain(settings, [eval_file], corpus_dir=_tiny_corpus(tmp_path / "corpus"), builtin=False)
     assert outcome.installed and out.is_file()
     assert TextModel.load(out).meta["examples"] == outcome.model.meta["examples"]
 
@@ -70,12 +70,12 @@ def test_retraining_never_installs_a_worse_model(tmp_path: Path) -> None:
     out = tmp_path / "installed.npz"
     settings = Settings(classifier_model=str(out))
     corpus_dir = _tiny_corpus(tmp_path / "corpus")
-    assert retrain(settings, [eval_file], corpus_dir=corpus_dir).installed
+    assert retrain(settings, [eval_file], corpus_dir=corpus_dir, builtin=False).installed
     before = out.read_bytes()
     # A corpus that teaches the opposite: the new model reads worse on the same evaluation, and is thrown away.
     (corpus_dir / "en_small.tsv").write_text(
         "text\tkind\tsource\nsyncopal collapse odor\tgas_leak\nodor of gas syncopal\tunconscious\n", encoding="utf-8")
-    outcome = retrain(settings, [eval_file], corpus_dir=corpus_dir)
+    outcome = retrain(settings, [eval_file], corpus_dir=corpus_dir, builtin=False)
     assert not outcome.installed and out.read_bytes() == before
     assert Trained.micro(outcome.after) < Trained.micro(outcome.before)
 
