@@ -279,6 +279,7 @@ class AudioSocketServer:
         self.keepalive = keepalive
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._cancelled_by_close: set[asyncio.Task[None]] = set()  # connection tasks close() gave up on
         self._calls: set[CallAudio] = set()
 
     @property
@@ -301,6 +302,7 @@ class AudioSocketServer:
         if self._connections:
             _, late = await asyncio.wait(list(self._connections), timeout=grace_s)
             for task in late:
+                self._cancelled_by_close.add(task)
                 task.cancel()
             if late:
                 log.warning("AudioSocket: %d call(s) did not finish within %.1f s of the stop", len(late), grace_s)
@@ -327,7 +329,14 @@ class AudioSocketServer:
             await self._serve(reader, writer, peer)
         except (ConnectionError, AudioSocketError) as exc:
             log.warning("AudioSocket connection from %s ended: %s", peer, exc)
+        except asyncio.CancelledError:
+            if task not in self._cancelled_by_close:
+                raise
+            # close() gave up waiting for this call. The task ends here rather than cancelled: on Python 3.11,
+            # asyncio's stream callback asks a cancelled handler for its exception and logs the error it gets.
+            log.warning("AudioSocket connection from %s cut by the stop", peer)
         finally:
+            self._cancelled_by_close.discard(task)
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError):

@@ -213,3 +213,27 @@ async def test_error_frame_from_asterisk_ends_the_call() -> None:
         writer.close()
         await writer.wait_closed()
     assert calls[0].end_reason == "error 04"
+
+
+async def test_a_call_that_outlasts_the_stop_is_cut_without_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """close() cancels a handler still busy after its grace; the connection ends quietly (on Python 3.11 a
+    cancelled stream handler made asyncio log an ERROR from its own callback)."""
+    started = asyncio.Event()
+
+    async def on_call(call: CallAudio) -> None:
+        started.set()
+        await asyncio.Event().wait()  # a recognizer that never finishes flushing
+
+    server = AudioSocketServer(on_call, "127.0.0.1", 0)
+    await server.start()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(encode(Frame(Kind.UUID, uuid.uuid4().bytes)))
+    await writer.drain()
+    await asyncio.wait_for(started.wait(), 5)
+    with caplog.at_level("WARNING"):
+        await server.close(grace_s=0.1)
+        await asyncio.sleep(0.05)  # let asyncio run the stream's done-callback
+    writer.close()
+    await writer.wait_closed()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert "cut by the stop" in caplog.text
