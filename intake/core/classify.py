@@ -65,7 +65,7 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar, cast
 
 from intake.core import incident_types
-from intake.core.incident_types import INCIDENT_TYPES, IncidentType
+from intake.core.incident_types import INCIDENT_TYPES, IncidentType, label_agency
 from intake.core.model import AGENCIES, Category, Classification, Evidence
 from intake.core.phone import dialled_line
 from intake.core.textmodel import TextModel, default_model
@@ -732,13 +732,9 @@ def _model_evidence(model: TextModel, text: str) -> list[tuple[Evidence, float]]
         return []
     by_agency: dict[Category, list[tuple[str, float]]] = {}
     for label, p in prediction.probabilities.items():
-        if label.startswith("agency:"):
-            category = Category(label.removeprefix("agency:"))
-        elif label in ROUTES:
-            category = ROUTES[label].primary
-        else:
-            continue
-        by_agency.setdefault(category, []).append((label, p))
+        category = label_agency(label)
+        if category is not None:
+            by_agency.setdefault(category, []).append((label, p))
     chosen = []
     for category, labels in by_agency.items():
         total = sum(p for _, p in labels)
@@ -746,12 +742,10 @@ def _model_evidence(model: TextModel, text: str) -> list[tuple[Evidence, float]]
             chosen.append((category, total, *max(labels, key=lambda lp: lp[1])))
     if not chosen:
         return []
-    explained = model.predict(text, explain=[label for _, _, label, _ in chosen])
-    top_words = explained.top_words if explained is not None else {}
     out = []
     for category, total, label, p in chosen:
         kind = label if label in ROUTES else None
-        words = " ".join(top_words.get(label, ())) or "…"
+        words = " ".join(prediction.words(label)) or "…"
         out.append((Evidence(words, category, round(MODEL_WEIGHT * total, 3), "model", kind=kind),
                     MODEL_WEIGHT * p if kind is not None else 0.0))
     return out

@@ -24,7 +24,8 @@ from typing import Any, Final
 
 from intake.core.model import AGENCIES, Category
 
-__all__ = ["CATEGORY_REGISTRY", "INCIDENT_TYPES", "REGISTRY", "IncidentType", "registry_code"]
+__all__ = ["AGENCY_PREFIX", "CATEGORY_REGISTRY", "INCIDENT_TYPES", "NONE_LABEL", "REGISTRY", "IncidentType",
+           "label_agency", "registry_code"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +128,18 @@ def registry_code(kinds: Iterable[str], category: Category) -> str:
         if t is not None:
             return t.registry
     return CATEGORY_REGISTRY[category]
+
+
+#: Labels of the text model beside the kinds: an agency alone (a call-taker decided the agency, not the kind),
+#: and the everyday texts that report nothing.
+AGENCY_PREFIX: Final = "agency:"
+NONE_LABEL: Final = "none"
+
+
+def label_agency(label: str) -> Category | None:
+    """The agency a label of the text model routes to: a kind's primary, the agency an `agency:` label names;
+    None for `none` and for labels that are neither."""
+    if label.startswith(AGENCY_PREFIX):
+        return Category(label[len(AGENCY_PREFIX):])
+    t = INCIDENT_TYPES.get(label)
+    return t.primary if t is not None else None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -104,6 +104,13 @@ def features(text: str) -> list[str]:
 class Prediction:
     probabilities: Mapping[str, float]  # kind → probability, all kinds
     top_words: Mapping[str, tuple[str, ...]]  # kind → the words that most raised it, in text order
+    explainer: Callable[[str], tuple[str, ...]] | None = None  # the same, for any kind, from the same reading
+
+    def words(self, kind: str) -> tuple[str, ...]:
+        """The words that most raised `kind` (without reading the text again)."""
+        if kind in self.top_words:
+            return self.top_words[kind]
+        return self.explainer(kind) if self.explainer is not None else ()
 
     def best(self, n: int = 3, at_least: float = 0.0) -> list[tuple[str, float]]:
         ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
@@ -169,12 +176,8 @@ class TextModel:
         p = np.exp(logits)
         p /= p.sum()
         probabilities = {k: float(v) for k, v in zip(self.kinds, p, strict=True)}
-        if isinstance(explain, int):
-            order = np.argsort(-p)[:explain]
-        else:
-            order = np.array([self.kinds.index(k) for k in explain if k in self.kinds], dtype=int)
-        top_words: dict[str, tuple[str, ...]] = {}
-        for j in order:
+        def words_for(kind: str) -> tuple[str, ...]:
+            j = self.kinds.index(kind)
             contrib = []
             for i, own in enumerate(rows_of_word):
                 total = sum(float(self.weights[r, j]) for r in own)
@@ -183,9 +186,14 @@ class TextModel:
                         total += 0.5 * float(self.weights[pair_rows[side], j])
                 contrib.append(total * factor)
             best = sorted(range(len(words)), key=lambda i: -contrib[i])[:3]
-            chosen = sorted(i for i in best if contrib[i] > 0.05)
-            top_words[self.kinds[j]] = tuple(words[i][0] for i in chosen)
-        return Prediction(probabilities, top_words)
+            return tuple(words[i][0] for i in sorted(i for i in best if contrib[i] > 0.05))
+
+        if isinstance(explain, int):
+            named = [self.kinds[j] for j in np.argsort(-p)[:explain]]
+        else:
+            named = [k for k in explain if k in self.kinds]
+        top_words = {k: words_for(k) for k in named}
+        return Prediction(probabilities, top_words, words_for)
 
 
 _default: TextModel | None = None

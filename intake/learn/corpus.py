@@ -34,18 +34,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from intake.core.incident_types import INCIDENT_TYPES
+from intake.core.incident_types import AGENCY_PREFIX, INCIDENT_TYPES, NONE_LABEL, label_agency
 from intake.core.model import AGENCIES, Category
 from intake.core.textnorm import fold, folded_words, nfc
 
 __all__ = ["AGENCY_LABELS", "NONE_LABEL", "Example", "agency_label", "corpus", "label_agency"]
 
 CORPUS_DIR: Final = Path(__file__).with_name("corpus")
-AGENCY_PREFIX: Final = "agency:"
 #: Labels for examples that name only an agency (a call-taker's decision).
 AGENCY_LABELS: Final = tuple(f"{AGENCY_PREFIX}{a.value}" for a in AGENCIES)
-#: The label of texts that report no emergency (everyday words that look like emergency words).
-NONE_LABEL: Final = "none"
 
 # Common SMS abbreviations of Vietnamese words (folded word → its short form).
 _SHORT: Final = {"khong": "ko", "nguoi": "ng", "duoc": "dc", "benh vien": "bv", "cap cuu": "cc", "gi": "j",
@@ -92,15 +89,6 @@ class Example:
 
 def agency_label(category: Category) -> str:
     return f"{AGENCY_PREFIX}{category.value}"
-
-
-def label_agency(label: str) -> Category:
-    """The agency a label routes to: a kind's primary, or the agency an agency label names."""
-    if label.startswith(AGENCY_PREFIX):
-        return Category(label[len(AGENCY_PREFIX):])
-    if label == NONE_LABEL:
-        return Category.UNKNOWN
-    return INCIDENT_TYPES[label].primary
 
 
 def is_vietnamese(text: str) -> bool:

@@ -19,7 +19,7 @@ from intake.core.classify import classify
 from intake.core.model import AGENCIES, Category
 from intake.core.textmodel import TextModel
 from intake.evaluation.classify import Case, ClassifyReport, evaluate, read_cases
-from intake.learn.corpus import CORPUS_DIR, Example, agency_label, corpus
+from intake.learn.corpus import CORPUS_DIR, Example, agency_label, corpus, label_agency
 from intake.learn.installed import installed_model, installed_path
 from intake.learn.train import FitOptions, fit
 
@@ -56,7 +56,9 @@ def split_held_out(items: Sequence[tuple[int, Example]]) -> tuple[list[Example],
     train, held = [], []
     for report_id, ex in items:
         if int(hashlib.sha256(f"report:{report_id}".encode()).hexdigest(), 16) % 5 == 0:
-            held.append(Case(ex.text, Category(ex.label.split(":", 1)[1]), None, report_id))
+            agency = label_agency(ex.label)
+            assert agency is not None  # confirmed_examples labels every example with an agency
+            held.append(Case(ex.text, agency, None, report_id))
         else:
             train.append(ex)
     return train, held
